@@ -1,0 +1,5 @@
+"""Allow ``python -m bayes``."""
+
+from bayes.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Figures and HTML reports. Used by the command line only, never by the core layers."""

@@ -1,0 +1,4 @@
+"""Mouse-to-human translation: species scaling with uncertainty, human dosing scenarios.
+
+Not yet implemented (issue 6).
+"""
