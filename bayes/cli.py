@@ -1,6 +1,157 @@
-"""Command line: ``cytofactory`` (placeholder, replaced by the data-layer work)."""
+"""Command line: ``cytofactory`` (also ``python -m bayes``).
+
+Exit codes: 0 success; 2 bad input or usage (every data problem is printed as
+``file:row:column: message`` on stderr, never a traceback); 1 unexpected internal error
+(a short message; ``--debug`` shows the traceback).
+
+Commands are grouped in sub-parsers (``data`` now; ``run``, ``priors``, ``translate``,
+``trial``, ``compare``, ``calibrate`` are added by later work through :data:`COMMAND_BUILDERS`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from bayes import __version__
+from bayes.data import FORMATS, DataError, combine_studies, load_study
+from bayes.data.study import Study
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line."""
-    return 0
+class UsageError(Exception):
+    """Bad combination of command-line options (exit code 2)."""
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="data file(s) or mapping TOML")
+    parser.add_argument("--format", choices=FORMATS, help="input format (default: detected)")
+    parser.add_argument("--mapping", metavar="FILE", help="mapping TOML (nonmem or mapped)")
+    parser.add_argument("--events", metavar="FILE", help="events CSV (tidy format, one PATH)")
+    parser.add_argument(
+        "--data-root", metavar="DIR", help="data folder overriding a mapping's root"
+    )
+    parser.add_argument(
+        "--prefix-subjects",
+        action="store_true",
+        help="with several PATHs: write subject ids as <study>:<id> (else ids must not collide)",
+    )
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="check and summarise input data")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    validate = sub.add_parser(
+        "validate",
+        help="check data files; print a one-line summary or every problem",
+        description="Exit 0 and a summary when valid; exit 2 with one problem per line "
+        "(file:row:column: message; row = file line, header = 1) when not.",
+    )
+    _add_input_options(validate)
+    validate.set_defaults(handler=_validate)
+    summarize = sub.add_parser(
+        "summarize", help="write summary tables and trajectory figures to a folder"
+    )
+    _add_input_options(summarize)
+    summarize.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    summarize.set_defaults(handler=_summarize)
+
+
+COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data_commands]
+"""Functions that add a top-level command; later commands append here."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``cytofactory`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="cytofactory",
+        description="Bayesian inference for IL-2 cytokine-factory experiments.",
+    )
+    parser.add_argument("--version", action="version", version=f"cytofactory {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for builder in COMMAND_BUILDERS:
+        builder(commands)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Study:
+    if args.events and len(args.paths) > 1:
+        raise UsageError("--events applies to a single tidy PATH")
+    studies = [
+        load_study(
+            path, args.format, mapping=args.mapping, events=args.events, data_root=args.data_root
+        )
+        for path in args.paths
+    ]
+    return combine_studies(studies, prefix=args.prefix_subjects and len(studies) > 1)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    study = _load(args)
+    print(f"valid: {study.summary_line()}")
+    return EXIT_OK
+
+
+def _summarize(args: argparse.Namespace) -> int:
+    from bayes.report.data_summary import write_summary
+
+    study = _load(args)
+    print(study.summary_line())
+    for path in write_summary(study, args.out):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return args.handler(args)
+    except DataError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        n = len(exc.issues) + exc.n_more
+        print(f"error: {n} problem{'s' if n != 1 else ''} in the input data", file=sys.stderr)
+        return EXIT_INPUT
+    except UsageError as exc:
+        print(f"cytofactory: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 ok, 2 bad input or usage, 1 internal error.
+
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
+    try:
+        return _run(args)
+    except Exception as exc:  # last resort: keep tracebacks away from users
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            print("run with --debug for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

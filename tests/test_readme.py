@@ -1,4 +1,4 @@
-"""The README's two set-up commands stay true: CI runs the same test command, and the main job exists."""
+"""The README's two set-up commands stay true: CI runs its test command; the main job exists."""
 
 import re
 from pathlib import Path
@@ -24,12 +24,13 @@ def test_readme_main_job_uses_only_bundled_files():
     assert len(main_jobs) == 1, _readme_commands()
     for token in main_jobs[0].split():
         if token.startswith(("datasets/", "workflows/", "priors/")):
-            assert (ROOT / token).exists(), f"README main job names {token}, which is not in the repo"
+            assert (ROOT / token).exists(), f"README main job names {token}, not in the repo"
         assert "shared/" not in token, "the README's main job must not need ../shared"
 
 
 def test_every_top_level_folder_says_what_lives_there():
     for folder in ("bayes", "priors", "datasets", "workflows", "tests", "benchmarks"):
         assert (ROOT / folder).is_dir(), folder
-        described = (ROOT / folder / "README.md").exists() or (ROOT / folder / "__init__.py").exists()
+        path = ROOT / folder
+        described = (path / "README.md").exists() or (path / "__init__.py").exists()
         assert described, f"{folder}/ has no README.md (or package docstring)"

@@ -1,4 +1,8 @@
 """Model-agnostic inference: sampling (nutpie by default), diagnostics gates, PPC, LOO, SBC.
 
-Not yet implemented (issues 5 and 8). Knows nothing of cytokine factories.
+Knows nothing of cytokine factories: it works on any PyMC model.
 """
+
+from bayes.inference.sampling import sample
+
+__all__ = ["sample"]

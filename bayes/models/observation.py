@@ -1,0 +1,130 @@
+"""Observation (residual error) models with left-censoring by the M3 method.
+
+An observation is compared with its prediction on the log scale (``scale="log"``: log
+bioluminescence, log caliper volume, log IL-2 concentration) or on the natural scale. Values below
+a detection or quantification limit stay in the likelihood: their term is the log-CDF of the
+error distribution at the limit (Beal's M3 method), never a deleted row or LOQ/2. The
+per-observation log-likelihood of the observed variable is what LOO uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+from pytensor.tensor.variable import TensorVariable
+
+ErrorFamily = Literal["normal", "student_t"]
+Scale = Literal["log", "linear"]
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """How an analyte's observations scatter around their prediction.
+
+    Parameters
+    ----------
+    family : {"normal", "student_t"}
+        Residual distribution; Student-t is robust to outlying measurements.
+    scale : {"log", "linear"}
+        ``"log"`` compares ``log(value)`` with ``log(prediction)`` (a proportional error on the
+        natural scale); ``"linear"`` compares values directly (additive error).
+    sigma : str
+        Name of the residual-SD parameter in the prior set.
+    nu : str or None
+        Name of the degrees-of-freedom parameter; required for ``student_t``.
+    """
+
+    family: ErrorFamily = "normal"
+    scale: Scale = "log"
+    sigma: str = "sigma"
+    nu: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check that a Student-t model names its degrees of freedom."""
+        if self.family not in ("normal", "student_t"):
+            raise ValueError(f"unknown error family {self.family!r}; use 'normal' or 'student_t'")
+        if self.scale not in ("log", "linear"):
+            raise ValueError(f"unknown scale {self.scale!r}; use 'log' or 'linear'")
+        if self.family == "student_t" and self.nu is None:
+            raise ValueError("a student_t error model needs `nu`, the name of its df parameter")
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the parameters this error model needs from the prior set."""
+        return (self.sigma,) if self.nu is None else (self.sigma, self.nu)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Map observed values (or limits) to the scale the error acts on."""
+        values = np.asarray(values, dtype=float)
+        if self.scale == "linear":
+            return values
+        with np.errstate(divide="ignore"):
+            return np.log(values)
+
+    def distribution(
+        self, prediction: TensorVariable, sigma: TensorVariable, nu: TensorVariable | None = None
+    ) -> TensorVariable:
+        """Return the unregistered residual distribution centred on ``prediction``.
+
+        ``prediction`` is already on the model's scale (log prediction when ``scale="log"``).
+        """
+        if self.family == "normal":
+            return pm.Normal.dist(mu=prediction, sigma=sigma)
+        return pm.StudentT.dist(nu=nu, mu=prediction, sigma=sigma)
+
+
+def censored_likelihood(
+    name: str,
+    error_model: ErrorModel,
+    prediction: TensorVariable,
+    observed: np.ndarray,
+    censored: np.ndarray,
+    limit: np.ndarray,
+    sigma: TensorVariable,
+    nu: TensorVariable | None = None,
+    dims: str | None = None,
+) -> TensorVariable:
+    """Register observations with M3 left-censoring in the current PyMC model.
+
+    Parameters
+    ----------
+    name : str
+        Name of the observed variable (its per-observation log-likelihood is kept for LOO).
+    error_model : ErrorModel
+        Residual model; ``prediction`` must be on its scale.
+    prediction : TensorVariable
+        Predicted values on the error model's scale, one per observation.
+    observed : numpy.ndarray
+        Observed values on the natural scale (ignored where ``censored``).
+    censored : numpy.ndarray of bool
+        True where the value is below its limit (left-censored).
+    limit : numpy.ndarray
+        Detection or quantification limit on the natural scale (used where ``censored``).
+    sigma, nu : TensorVariable
+        Residual SD and, for Student-t, degrees of freedom.
+    dims : str, optional
+        The observation dimension name.
+
+    Returns
+    -------
+    TensorVariable
+        The observed random variable.
+    """
+    censored = np.asarray(censored, dtype=bool)
+    if censored.any() and not np.all(np.isfinite(np.asarray(limit, dtype=float)[censored])):
+        raise ValueError(f"{name}: censored observations need finite limits")
+    limit_scaled = error_model.transform(np.where(censored, limit, 1.0))
+    value_scaled = error_model.transform(np.where(censored, 1.0, observed))
+    data = np.where(censored, limit_scaled, value_scaled)
+    lower = np.where(censored, limit_scaled, -np.inf)
+    return pm.Censored(
+        name,
+        error_model.distribution(prediction, sigma, nu),
+        lower=lower,
+        upper=None,
+        observed=data,
+        dims=dims,
+    )
