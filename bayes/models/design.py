@@ -7,7 +7,7 @@ dose events routed to ODE states. It is what the likelihood and :meth:`simulate`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,9 +107,8 @@ def _time_grid(rows: pd.DataFrame, subjects: np.ndarray) -> tuple[np.ndarray, np
         obs_times[i, : len(times)] = times
         obs_times[i, len(times) :] = times[-1]
         obs_mask[i, : len(times)] = True
-    time_index = [
-        int(np.searchsorted(per_subject[s], t)) for s, t in zip(rows["subject"], rows["time"])
-    ]
+    pairs = zip(rows["subject"], rows["time"], strict=True)
+    time_index = [int(np.searchsorted(per_subject[s], t)) for s, t in pairs]
     return obs_times, obs_mask, time_index
 
 
@@ -133,22 +132,16 @@ def _left_out(study: Study, used: pd.Series, dose_kinds: Sequence[str]) -> pd.Da
     return pd.concat(parts, ignore_index=True)
 
 
-def reference_first_log_observation(design: Design, analyte: str) -> np.ndarray:
+def first_log_observation(study: Study, analyte: str) -> np.ndarray:
     """Return each subject's first observed log value of ``analyte`` (censored: log limit).
 
-    Zero or missing values fall back to the smallest positive value of that subject, then to the
-    analyte's overall median, so every subject gets a finite reference.
+    Zero or missing values fall back to the subject's first positive value, then to the
+    analyte's overall median, so every subject gets a finite reference. Shape ``(subject,)`` in
+    ``study.subjects`` order.
     """
-    rows = design.rows[design.rows["analyte"] == analyte]
+    rows = study.observations[study.observations["analyte"] == analyte]
     values = np.where(rows["censored"], rows["limit"], rows["value"])
-    rows = rows.assign(_v=values)[values > 0].sort_values(["subject_index", "time"])
-    first = rows.groupby("subject_index")["_v"].first()
-    fallback = np.median(rows["_v"]) if len(rows) else 1.0
-    reference = first.reindex(range(design.n_subjects)).fillna(fallback).to_numpy()
-    return np.log(reference)
-
-
-def dose_tables(design: Design, routes: Mapping[str, object]) -> pd.DataFrame:
-    """Return the design's events that have a route, sorted by subject and time."""
-    events = design.events[design.events["kind"].isin(list(routes))]
-    return events.sort_values(["subject_index", "time"], kind="stable").reset_index(drop=True)
+    rows = rows.assign(_v=values)[values > 0].sort_values(["subject", "time"], kind="stable")
+    first = rows.groupby("subject")["_v"].first()
+    fallback = float(np.median(rows["_v"])) if len(rows) else 1.0
+    return np.log(first.reindex(study.subjects).fillna(fallback).to_numpy(dtype=float))

@@ -1,9 +1,10 @@
 """The PyMC back-end: a :class:`ModelSpec`, a prior set and a study become one ``pm.Model``.
 
 All subjects are solved together by :func:`bayes.ode.solve`; per-subject parameters come from
-:func:`bayes.models.hierarchy.subject_parameters`; each modelled analyte gets one observed variable
-``obs_<analyte>`` on its own dimension ``<analyte>_obs`` with M3 censoring (so its pointwise log-likelihood is there
-for LOO). :meth:`HierarchicalModel.simulate` draws virtual data through the very same graph.
+:func:`bayes.models.hierarchy.subject_parameters`; each modelled analyte gets one observed
+variable ``obs_<analyte>`` on its own dimension ``<analyte>_obs`` with M3 censoring (so its
+pointwise log-likelihood is there for LOO). :meth:`HierarchicalModel.simulate` draws virtual
+data through the very same graph.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class HierarchicalModel:
         self.study = study
         self.effects = tuple(effects)
         self.correlated = tuple(correlated)
-        self.design: Design = build_design(study, list(spec.observables), list(spec.doses))
+        self.design: Design = build_design(
+            study, list(spec.observables), [*spec.doses, *spec.external_events]
+        )
         self._model: pm.Model | None = None
 
     # ------------------------------------------------------------------ graph
@@ -127,8 +130,19 @@ class HierarchicalModel:
             obs_mask=self.design.obs_mask,
             events=self._events(params),
             method=self.spec.method,
-            t0=self.spec.t0,
+            t0=self._t0(),
         )
+
+    def _t0(self) -> float | np.ndarray:
+        if self.spec.t0 is not None:
+            return self.spec.t0
+        design = self.design
+        first = np.where(design.obs_mask, design.obs_times, np.inf).min(axis=1)
+        if not design.events.empty:
+            by_subject = design.events.groupby("subject_index")["time"].min()
+            first_event = by_subject.reindex(range(design.n_subjects), fill_value=np.inf)
+            first = np.minimum(first, first_event.to_numpy())
+        return first
 
     def _initial(self, state: str, params: Mapping[str, TensorVariable]) -> TensorVariable:
         source = self.spec.initial_state.get(state, 0.0)
@@ -179,6 +193,7 @@ class HierarchicalModel:
         at_obs = states[subject, rows["time_index"].to_numpy()]
         named_states = {s: at_obs[:, i] for i, s in enumerate(self.spec.system.states)}
         named_params = {name: value[subject] for name, value in params.items()}
+        named_params.update({k: v[subject] for k, v in self.spec.subject_data.items()})
         time = pt.as_tensor_variable(rows["time"].to_numpy())
         prediction = observable.predict(time, named_states, named_params)
         if observable.error.scale == "log" and not observable.log_prediction:
@@ -253,7 +268,10 @@ class HierarchicalModel:
         names = [observed_name(a) for a in self.spec.observables]
         with self.model:
             return pm.sample_posterior_predictive(
-                tree, var_names=names, random_seed=seed, extend_inferencedata=True,
+                tree,
+                var_names=names,
+                random_seed=seed,
+                extend_inferencedata=True,
                 progressbar=False,
             )
 
@@ -272,7 +290,9 @@ class HierarchicalModel:
         Returns
         -------
         Study
-            The design study with simulated values; values at or below a limit are censored.
+            The design study with simulated values. Values at or below the assay limit are
+            censored; rows without a limit of their own take their analyte's most common limit
+            (an LLOQ applies to every sample of an assay).
         """
         model = self.model
         unknown = [name for name in parameters if name not in model.named_vars]
@@ -290,7 +310,7 @@ class HierarchicalModel:
             rows = self.design.rows["analyte"] == analyte
             where = observations["analyte"] == analyte
             values = np.exp(scaled) if error.scale == "log" else np.asarray(scaled)
-            limit = self.design.rows.loc[rows, "limit"].to_numpy()
+            limit = _assay_limit(self.design.rows.loc[rows, "limit"])
             censored = np.isfinite(limit) & (values <= limit)
             observations.loc[where, "value"] = np.where(censored, limit, values)
             observations.loc[where, "censored"] = censored
@@ -334,6 +354,13 @@ class HierarchicalModel:
                 f"(differs in: {', '.join(differing)}); refit or load it with the matching model"
             )
         return tree
+
+
+def _assay_limit(limits: pd.Series) -> np.ndarray:
+    known = limits.dropna()
+    if known.empty:
+        return limits.to_numpy()
+    return limits.fillna(known.mode().iloc[0]).to_numpy()
 
 
 def study_hash(study: Study) -> str:

@@ -147,9 +147,7 @@ def _correlated_deviations(correlated: Sequence[str], eta: float) -> dict[str, T
     chol = pt.linalg.cholesky(corr)
     u = pm.Normal("z_correlated", 0.0, 1.0, dims=(SUBJECT_DIM, "correlated_parameter"))
     z = u @ chol.T
-    return {
-        name: model[omega_name(name)] * z[:, index] for index, name in enumerate(correlated)
-    }
+    return {name: model[omega_name(name)] * z[:, index] for index, name in enumerate(correlated)}
 
 
 def _covariate_shifts(

@@ -22,7 +22,8 @@ from bayes.ode import RK4, Dopri5, ODESystem, Rosenbrock
 
 Tensors = Mapping[str, TensorVariable]
 PredictFunction = Callable[[TensorVariable, Tensors, Tensors], TensorVariable]
-"""``predict(t, states, parameters)``: each argument holds one entry per observation row."""
+"""``predict(t, states, parameters)``: each argument holds one entry per observation row; the
+``parameters`` mapping also holds the spec's ``subject_data`` for the row's subject."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,17 @@ class ModelSpec:
     references : mapping of str to numpy.ndarray
         Per-subject reference values that ``offset_from`` priors add to (e.g. the first observed
         log burden), shape ``(subject,)``.
+    subject_data : mapping of str to numpy.ndarray
+        Per-subject constants, first axis ``subject`` (e.g. implant times and outputs), handed to
+        the observables with the parameters; a right-hand side that needs them closes over them.
+    external_events : tuple of str
+        Event kinds the spec consumes itself (e.g. implants feeding a closed-form PK) rather
+        than through ``doses``.
     method : RK4, Dopri5 or Rosenbrock
         ODE method.
-    t0 : float
-        Start of integration (day).
+    t0 : float or None
+        Start of integration (day); ``None`` starts each subject at its first observation or
+        event.
     """
 
     name: str
@@ -109,14 +117,17 @@ class ModelSpec:
     initial_state: Mapping[str, str | float] = field(default_factory=dict)
     extra_parameters: tuple[str, ...] = ()
     references: Mapping[str, np.ndarray] = field(default_factory=dict)
+    subject_data: Mapping[str, np.ndarray] = field(default_factory=dict)
+    external_events: tuple[str, ...] = ()
     method: RK4 | Dopri5 | Rosenbrock = field(default_factory=Dopri5)
-    t0: float = 0.0
+    t0: float | None = None
 
     def __post_init__(self) -> None:
         """Freeze the mappings and check that every name refers to something."""
-        for name in ("observables", "doses", "initial_state", "references"):
+        for name in ("observables", "doses", "initial_state", "references", "subject_data"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "extra_parameters", tuple(self.extra_parameters))
+        object.__setattr__(self, "external_events", tuple(self.external_events))
         if not self.observables:
             raise ValueError(f"model {self.name!r}: at least one observable is needed")
         parameters = set(self.parameters)

@@ -1,0 +1,1 @@
+"""Helpers for benchmarks/ode_vs_peers.py: the reference problem and one runner per peer."""

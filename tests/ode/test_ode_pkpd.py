@@ -1,0 +1,157 @@
+"""Problem (b): full cytokine-factory PK/PD model with a capsule implant and anti-PD-1 doses.
+
+release rate R (bolus of R0 at the implant, then first-order decline k_fade) -> cavity A_L ->
+blood A_S; effect compartment dE/dt = k_E (S(C_L) - E) with a Hill function S; log tumour
+Gompertz dy/dt = alpha - beta y - kappa E (1 + delta P); anti-PD-1 P dosed as boluses with
+first-order decay. Implant release and antibody amounts are symbolic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from ode_reference import central_difference, gradient_error, reference_solution, relative_error
+
+from bayes.ode import RK4, Dopri5, Events, ODESystem, solve
+
+STATES = ("R", "A_L", "A_S", "E", "y", "P")
+PARAMS = (
+    "k_fade",
+    "k_a",
+    "k_L",
+    "k_S",
+    "V_L",
+    "ec50",
+    "k_E",
+    "alpha",
+    "beta",
+    "kappa",
+    "delta",
+    "k_P",
+)
+HILL = 2.0
+
+
+def rhs(t, y, p):
+    conc = y["A_L"] / p["V_L"]
+    stimulus = conc**HILL / (p["ec50"] ** HILL + conc**HILL)
+    return {
+        "R": -p["k_fade"] * y["R"],
+        "A_L": y["R"] - (p["k_a"] + p["k_L"]) * y["A_L"],
+        "A_S": p["k_a"] * y["A_L"] - p["k_S"] * y["A_S"],
+        "E": p["k_E"] * (stimulus - y["E"]),
+        "y": p["alpha"] - p["beta"] * y["y"] - p["kappa"] * y["E"] * (1 + p["delta"] * y["P"]),
+        "P": -p["k_P"] * y["P"],
+    }
+
+
+SYSTEM = ODESystem(states=STATES, parameters=PARAMS, rhs=rhs)
+
+
+def numpy_rhs(params):
+    k_fade, k_a, k_L, k_S, V_L, ec50, k_E, alpha, beta, kappa, delta, k_P = params
+
+    def f(t, x):
+        R, A_L, A_S, E, y, P = x
+        conc = A_L / V_L
+        stimulus = conc**HILL / (ec50**HILL + conc**HILL)
+        return [
+            -k_fade * R,
+            R - (k_a + k_L) * A_L,
+            k_a * A_L - k_S * A_S,
+            k_E * (stimulus - E),
+            alpha - beta * y - kappa * E * (1 + delta * P),
+            -k_P * P,
+        ]
+
+    return f
+
+
+N_SUBJECTS = 3
+PARAM_VALUES = np.array(
+    [
+        [0.15, 4.0, 1.0, 30.0, 0.5, 2.0, 1.0, 0.5, 0.1, 1.5, 1.0, 0.3],
+        [0.10, 6.0, 0.5, 25.0, 0.4, 3.0, 0.7, 0.6, 0.12, 1.2, 2.0, 0.2],
+        [0.20, 3.0, 2.0, 35.0, 0.6, 1.5, 1.5, 0.4, 0.08, 0.0, 1.5, 0.25],  # kappa=0: no kill
+    ]
+)
+Y0_VALUES = np.tile([0.0, 0.0, 0.0, 0.0, 2.0, 0.0], (N_SUBJECTS, 1))
+OBS_TIMES = np.array(
+    [
+        [0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 14.0],
+        [1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 14.0, 0.0],
+        [0.25, 2.0, 4.0, 6.0, 8.0, 12.0, 0.0, 0.0],
+    ]
+)
+OBS_MASK = OBS_TIMES > 0
+IMPLANT_TIMES = np.array([0.0, 1.0, 0.5])
+ANTIBODY_SUBJECT = np.repeat(np.arange(N_SUBJECTS), 3)
+ANTIBODY_TIMES = np.tile([3.0, 6.0, 9.0], N_SUBJECTS)
+INPUTS = np.array([20.0, 15.0, 30.0, *np.full(9, 5.0)])  # R0 per subject, then antibody amounts
+WEIGHTS = np.random.default_rng(3).normal(size=(N_SUBJECTS, 8, len(STATES))) * OBS_MASK[..., None]
+
+
+def reference() -> np.ndarray:
+    out = np.zeros((N_SUBJECTS, 8, len(STATES)))
+    for s in range(N_SUBJECTS):
+        doses = [(IMPLANT_TIMES[s], 0, INPUTS[s])]
+        doses += [
+            (t, 5, INPUTS[3 + k]) for k, t in enumerate(ANTIBODY_TIMES) if ANTIBODY_SUBJECT[k] == s
+        ]
+        out[s, OBS_MASK[s]] = reference_solution(
+            numpy_rhs(PARAM_VALUES[s]),
+            Y0_VALUES[s],
+            OBS_TIMES[s, OBS_MASK[s]],
+            boluses=doses,
+            atol=1e-16,
+        )
+    return out
+
+
+def build(method):
+    params, y0, inputs = pt.dmatrix("params"), pt.dmatrix("y0"), pt.dvector("inputs")
+    events = Events.combine(
+        Events.bolus(np.arange(N_SUBJECTS), IMPLANT_TIMES, "R", inputs[:N_SUBJECTS], N_SUBJECTS),
+        Events.bolus(ANTIBODY_SUBJECT, ANTIBODY_TIMES, "P", inputs[N_SUBJECTS:], N_SUBJECTS),
+    )
+    states = solve(SYSTEM, params, y0, OBS_TIMES, obs_mask=OBS_MASK, events=events, method=method)
+    objective = (states * WEIGHTS).sum()
+    grads = pt.grad(objective, [params, y0, inputs])
+    return pytensor.function([params, y0, inputs], [states, objective, *grads], mode="NUMBA")
+
+
+METHODS = {"rk4": RK4(), "dopri5": Dopri5()}
+
+
+@pytest.fixture(scope="module")
+def expected():
+    return reference()
+
+
+@pytest.fixture(scope="module", params=list(METHODS))
+def compiled(request):
+    return request.param, build(METHODS[request.param])
+
+
+def test_states_match_radau(compiled, expected):
+    name, function = compiled
+    states = function(PARAM_VALUES, Y0_VALUES, INPUTS)[0]
+    assert np.all(np.isfinite(states))
+    assert relative_error(states, expected, OBS_MASK) <= 1e-6, name
+
+
+def test_gradients_match_finite_differences(compiled):
+    name, function = compiled
+    inputs = [PARAM_VALUES.copy(), Y0_VALUES.copy(), INPUTS.copy()]
+    _, _, *grads = function(*inputs)
+    for position, analytic in enumerate(grads):
+
+        def objective(x, position=position):
+            args = list(inputs)
+            args[position] = x
+            return function(*args)[1]
+
+        numeric = central_difference(objective, inputs[position])
+        assert gradient_error(analytic, numeric) <= 1e-5, (name, position)
