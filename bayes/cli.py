@@ -4,8 +4,8 @@ Exit codes: 0 success; 2 bad input or usage (every data problem is printed as
 ``file:row:column: message`` on stderr, never a traceback); 1 unexpected internal error
 (a short message; ``--debug`` shows the traceback).
 
-Commands are grouped in sub-parsers (``data`` now; ``run``, ``priors``, ``translate``,
-``trial``, ``compare``, ``calibrate`` are added by later work through :data:`COMMAND_BUILDERS`).
+Commands are grouped in sub-parsers (``data``, ``priors``; ``run``, ``translate``, ``trial``,
+``compare``, ``calibrate`` are added by later work through :data:`COMMAND_BUILDERS`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from bayes import __version__
 from bayes.data import FORMATS, DataError, combine_studies, load_study
 from bayes.data.study import Study
+from bayes.models.priors import PriorError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -60,7 +61,33 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     summarize.set_defaults(handler=_summarize)
 
 
-COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_data_commands]
+def _add_priors_commands(commands: argparse._SubParsersAction) -> None:
+    priors = commands.add_parser("priors", help="check prior sets")
+    sub = priors.add_subparsers(dest="priors_command", metavar="SUBCOMMAND", required=True)
+    check = sub.add_parser(
+        "check",
+        help="prior predictive trajectories per dose group and a plausible-range table",
+        description="Validate a CF-IL2 prior set, draw from it through the model on a reference "
+        "design (control, 1.5/2.5/5 ug/day, 2.5 ug/day + anti-PD-1; daily to day 28) and write "
+        "figures, plausibility.csv, priors.csv and prior_predictive.nc to --out.",
+    )
+    check.add_argument(
+        "priors", metavar="PRIORS", help="prior set TOML (e.g. priors/cf_il2_mouse.toml)"
+    )
+    check.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    check.add_argument("--draws", type=int, default=200, help="prior draws (default 200)")
+    check.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    check.add_argument(
+        "--growth", choices=("gompertz", "logistic", "exponential"), default="gompertz"
+    )
+    check.add_argument("--release", choices=("exponential", "biphasic"), default="exponential")
+    check.set_defaults(handler=_priors_check)
+
+
+COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_data_commands,
+    _add_priors_commands,
+]
 """Functions that add a top-level command; later commands append here."""
 
 
@@ -106,6 +133,35 @@ def _summarize(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _priors_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bayes.models.cf_il2 import CFIL2Config
+    from bayes.models.prior_check import plausibility_table, prior_predictive
+    from bayes.models.priors import PriorSet
+    from bayes.report.prior_check import write_prior_check
+
+    if args.draws < 10:
+        raise UsageError("--draws must be at least 10")
+    config = CFIL2Config(growth=args.growth, release=args.release)
+    priors = PriorSet.load(args.priors, required=config.parameters())
+    print(
+        f"prior set {priors.name}: {len(priors.parameters)} parameters; drawing {args.draws} "
+        "trajectories per group (first use compiles the model, ~1-2 min)",
+        flush=True,
+    )
+    check = prior_predictive(priors, config, draws=args.draws, seed=args.seed)
+    table = plausibility_table(check)
+    for row in table.itertuples():
+        print(
+            f"  {row.fraction_in_range:6.1%} in [{row.plausible_low:g}, "
+            f"{row.plausible_high:g}] {row.unit}: {row.quantity}"
+        )
+    for path in write_prior_check(check, table, priors.table(), Path(args.out)):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         return args.handler(args)
@@ -114,6 +170,9 @@ def _run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         n = len(exc.issues) + exc.n_more
         print(f"error: {n} problem{'s' if n != 1 else ''} in the input data", file=sys.stderr)
+        return EXIT_INPUT
+    except PriorError as exc:
+        print(str(exc), file=sys.stderr)
         return EXIT_INPUT
     except UsageError as exc:
         print(f"cytofactory: error: {exc}", file=sys.stderr)

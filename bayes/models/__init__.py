@@ -8,7 +8,8 @@
 - :mod:`bayes.models.hierarchy` -- non-centred random effects, covariates, LKJ correlation.
 - :mod:`bayes.models.observation` -- residual error models with M3 censoring.
 - CF-IL2 components: :mod:`~bayes.models.release`, :mod:`~bayes.models.pk`,
-  :mod:`~bayes.models.immune`, :mod:`~bayes.models.tumour`, assembled in :mod:`~bayes.models.cf_il2`.
+  :mod:`~bayes.models.immune`, :mod:`~bayes.models.tumour`, assembled in
+  :mod:`~bayes.models.cf_il2`; prior predictive check in :mod:`~bayes.models.prior_check`.
 """
 
 from bayes.models.hierarchical import HierarchicalModel

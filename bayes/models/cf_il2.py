@@ -26,7 +26,13 @@ from bayes.models.observation import ErrorModel
 from bayes.models.pk import PK_PARAMETERS, il2_concentrations
 from bayes.models.release import RELEASE_PARAMETERS, ReleaseShape
 from bayes.models.spec import DoseRoute, ModelSpec, Observable
-from bayes.models.tumour import GROWTH_PARAMETERS, GrowthLaw, alive_fraction, growth_rate_at
+from bayes.models.tumour import (
+    GROWTH_PARAMETERS,
+    GrowthLaw,
+    alive_fraction,
+    growth_rate_at,
+    killable_fraction,
+)
 from bayes.ode import Dopri5, ODESystem
 
 STATES = ("effect", "pd1", "log_burden")
@@ -160,10 +166,11 @@ def _rhs(config: CFIL2Config, times: np.ndarray, outputs: np.ndarray, reference:
         kill = p["kill_rate"] * y["effect"] * pd1_factor(y["pd1"], p["pd1_enhancement"])
         growth = growth_rate_at(config.growth, y["log_burden"], reference, p)
         alive = alive_fraction(y["log_burden"], p["extinction_log_burden"])
+        killable = killable_fraction(y["log_burden"], p["extinction_log_burden"])
         return {
             "effect": effect_derivative(y["effect"], stimulus, p["k_effect"]),
             "pd1": -p["k_pd1"] * y["pd1"],
-            "log_burden": growth * alive - kill,
+            "log_burden": growth * alive - kill * killable,
         }
 
     return rhs

@@ -1,8 +1,8 @@
 """Tumour burden in log space, ``y = ln(burden)``, with selectable growth laws and eradication.
 
-``dy/dt = growth(y) * alive(y) - kill``, where the growth laws are written relative to each
-subject's reference log burden ``y_ref`` (its first observation), so ``growth_rate`` is the specific
-growth rate at the start for every law:
+``dy/dt = growth(y) * alive(y) - kill * killable(y)``, where the growth laws are written relative
+to each subject's reference log burden ``y_ref`` (its first observation), so ``growth_rate`` is
+the specific growth rate at the start for every law:
 
 - exponential: ``growth_rate``;
 - Gompertz: ``growth_rate - gompertz_beta (y - y_ref)`` (Benzekry 2014: describes mouse growth
@@ -11,11 +11,11 @@ growth rate at the start for every law:
   ``y_K`` (``carrying_log_capacity``, whose prior is an offset above ``y_ref``).
 
 Eradication: below the extinction threshold ``y_ext`` (``extinction_log_burden``, whose prior is an
-offset below ``y_ref``; about 1-100
-cells left) a tumour cannot regrow: ``alive(y)`` is a steep logistic step from 1 to 0 around
-``y_ext``, so growth stops while the kill term, if any, continues. A tumour driven below the
-threshold therefore stays eradicated after the immune effect has faded: "cured without
-recurrence" is representable, and a regression that stops short of it regrows.
+offset below ``y_ref``; about 1-100 cells left) a tumour cannot regrow: ``alive(y)`` is a steep
+logistic step from 1 to 0 around ``y_ext``. Killing stops a little lower (``killable(y)``, the
+same step ``KILL_FLOOR`` ln units below), so the log burden of an eradicated tumour comes to rest
+there, where growth is ~1e-5 of its rate: it stays eradicated after the immune effect has faded
+("cured without recurrence"), while a regression that stops short of the threshold regrows.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ GROWTH_PARAMETERS: dict[str, tuple[str, ...]] = {
 }
 EXTINCTION_WIDTH = 0.25
 """Width (ln units) of the step from growing to extinct around the extinction threshold."""
+KILL_FLOOR = 10 * EXTINCTION_WIDTH
+"""How far (ln units) below the extinction threshold killing stops."""
 
 
 def growth_rate_at(
@@ -66,3 +68,8 @@ def growth_rate_at(
 def alive_fraction(log_burden: TensorVariable, extinction_log_burden: TensorVariable):
     """Return a smooth step: 1 well above the extinction threshold, 0 below it."""
     return pt.sigmoid((log_burden - extinction_log_burden) / EXTINCTION_WIDTH)
+
+
+def killable_fraction(log_burden: TensorVariable, extinction_log_burden: TensorVariable):
+    """Return a smooth step that ends killing ``KILL_FLOOR`` below the extinction threshold."""
+    return pt.sigmoid((log_burden - extinction_log_burden + KILL_FLOOR) / EXTINCTION_WIDTH)

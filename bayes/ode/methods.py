@@ -93,6 +93,14 @@ class AdaptiveMethod:
     than ``max_steps`` attempts the unreached outputs are NaN (so a log-density becomes NaN
     and the sampler rejects the point rather than using a wrong value).
 
+    Gradients are exact derivatives of the numerical solution with the accepted step sequence
+    held fixed (step-size decisions are wrapped in ``disconnected_grad``). The controller
+    watches the states, not their sensitivities: a stiff subsystem that sits exactly at zero
+    (e.g. a PK chain before its first dose) lets an explicit method take long steps, and the
+    sensitivity to that subsystem's *initial state* is then unstable. Set ``max_step`` below
+    the explicit stability limit (about 3 / fastest rate) or use :class:`Rosenbrock` if such
+    gradients matter. Parameter and dose-amount gradients are unaffected in the tests.
+
     Parameters
     ----------
     rtol : float

@@ -112,7 +112,7 @@ def time_pymc_logp_grad(model: pm.Model, point: dict, min_total_s: float) -> dic
             "grad_eval_note": "PyMC logp_dlogp_function (default backend) at the true values"}
 
 
-def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict) -> dict:
+def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict | None) -> dict:
     """Gradient timing + short pm.sample(nuts_sampler='pymc') run for slow models.
 
     The gradient rate for extrapolation uses PyMC's per-draw `perf_counter_diff`
@@ -122,6 +122,8 @@ def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict) -> dict
     t0 = time.perf_counter()
     out |= time_pymc_logp_grad(model, point, min(cfg["grad_timing_s"], 1.0))
     out["compile_s"] = time.perf_counter() - t0 - out["grad_eval_s"] * out["grad_eval_calls"]
+    if not short:
+        return out
     t0 = time.perf_counter()
     with model:
         trace = pm.sample(draws=short["draws"], tune=short["tune"], chains=short["chains"],
@@ -130,12 +132,14 @@ def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict) -> dict
                           compute_convergence_checks=False,
                           nuts={"max_treedepth": short["max_treedepth"]})
     wall = time.perf_counter() - t0
-    stats = trace["sample_stats"]
-    n_grad = int(stats["n_steps"].values.sum())
-    busy = float(stats["perf_counter_diff"].values.sum()) / min(short["chains"], cfg["cores"])
-    tune = short["tune"]
-    draws = {k: trace["posterior"][k].values[:, tune:] for k in POPULATION_PARAMS}
-    div = int(stats["diverging"].values[:, tune:].sum())
+    groups = [g for g in ("warmup_sample_stats", "sample_stats") if g in trace.children]
+    n_grad = sum(int(trace[g]["n_steps"].values.sum()) for g in groups)
+    busy = sum(float(trace[g]["perf_counter_diff"].values.sum()) for g in groups)
+    busy /= min(short["chains"], cfg["cores"])
+    post, stats = trace["posterior"], trace["sample_stats"]
+    skip = 0 if "warmup_sample_stats" in trace.children else short["tune"]
+    draws = {k: post[k].values[:, skip:] for k in POPULATION_PARAMS}
+    div = int(stats["diverging"].values[:, skip:].sum())
     own = summarize(draws, busy, n_grad, div, parallel=min(short["chains"], cfg["cores"]))
     out["short_run"] = {**short, "wall_s": busy, "wall_s_incl_startup": wall,
                         "n_grad_evals": n_grad, "ess_bulk_min": own["ess_bulk_min"],

@@ -61,8 +61,9 @@ def sample(posterior, data: Dataset, cfg: dict):
     """NUTS with Stan defaults (diag metric, max depth 10); returns (fit, wall seconds)."""
     inits = initial_values(data, cfg["chains"], cfg["seed"])
     t0 = time.perf_counter()
+    extra = {"max_depth": cfg["max_treedepth"]} if "max_treedepth" in cfg else {}
     fit = posterior.sample(num_chains=cfg["chains"], num_samples=cfg["draws"],
-                           num_warmup=cfg["tune"], save_warmup=True, init=inits)
+                           num_warmup=cfg["tune"], save_warmup=True, init=inits, **extra)
     return fit, time.perf_counter() - t0
 
 
@@ -85,7 +86,9 @@ def run_stan_method(data: Dataset, use_bdf: bool, cfg: dict, short: dict | None 
     n_grad = int(leap[0].sum() + leap[1].sum())
     summary = summarize(draws, wall, n_grad, int(div.sum()),
                         parallel=min(run_cfg["chains"], run_cfg["cores"]))
-    summary["treedepth_max_hits"] = int((fit_arrays(fit, "treedepth__", n_warm)[1] >= 10).sum())
+    max_depth = run_cfg.get("max_treedepth", 10)
+    summary["treedepth_max_hits"] = int(
+        (fit_arrays(fit, "treedepth__", n_warm)[1] >= max_depth).sum())
     if not short:
         return out | summary
     out["short_run"] = {**short, "wall_s": wall, "n_grad_evals": n_grad,
