@@ -1,4 +1,4 @@
-"""The CF-IL2 model through the shared machinery: structure, closed-form PK, eradication, prior check."""
+"""CF-IL2 through the shared machinery: structure, closed-form PK, eradication, prior check."""
 
 import numpy as np
 import pymc as pm
