@@ -56,12 +56,11 @@ is excluded with the reason ``no analyte and no dose``. Nothing is dropped silen
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from bayes.data.build import (
     Parsed,
@@ -74,7 +73,7 @@ from bayes.data.build import (
 )
 from bayes.data.csvio import RawTable, check_columns, read_csv_strings
 from bayes.data.errors import IssueCollector
-from bayes.data.nonmem import add_validation_issues
+from bayes.data.nonmem import load_toml_config
 from bayes.data.study import Study
 
 
@@ -156,18 +155,7 @@ class Mapping(_Strict):
 
 def load_mapping(path: str | Path) -> Mapping:
     """Read and validate a mapping TOML; raise ``DataError`` naming the bad keys."""
-    issues = IssueCollector()
-    try:
-        with open(path, "rb") as handle:
-            return Mapping.model_validate(tomllib.load(handle))
-    except OSError as exc:
-        issues.add(str(path), None, None, f"cannot read mapping: {exc.strerror or exc}")
-    except tomllib.TOMLDecodeError as exc:
-        issues.add(str(path), getattr(exc, "lineno", None), None, f"invalid TOML: {exc}")
-    except ValidationError as exc:
-        add_validation_issues(str(path), exc, issues)
-    issues.raise_if_any()
-    raise AssertionError("unreachable")  # pragma: no cover
+    return load_toml_config(path, Mapping)
 
 
 def _merged(mapping: Mapping, file: FileSpec) -> tuple[ColumnSpec, FixedSpec, list[DoseSpec]]:

@@ -93,10 +93,15 @@ class NonmemMapping(BaseModel):
 
 def load_nonmem_mapping(path: str | Path) -> NonmemMapping:
     """Read and validate a NONMEM mapping TOML (raises ``DataError`` with the problems)."""
+    return load_toml_config(path, NonmemMapping)
+
+
+def load_toml_config[ConfigT: BaseModel](path: str | Path, schema: type[ConfigT]) -> ConfigT:
+    """Read a TOML file into a pydantic ``schema``; raise ``DataError`` naming the bad keys."""
     issues = IssueCollector()
     try:
         with open(path, "rb") as handle:
-            return NonmemMapping.model_validate(tomllib.load(handle))
+            return schema.model_validate(tomllib.load(handle))
     except OSError as exc:
         issues.add(str(path), None, None, f"cannot read mapping: {exc.strerror or exc}")
     except tomllib.TOMLDecodeError as exc:
