@@ -76,3 +76,19 @@ def test_simulate_uses_the_design_and_censors_at_the_limit(model):
     assert np.all(observed.loc[~censored, "value"] > 1.0)
     again = model.simulate({**truth, "omega_v": 0.2}, seed=3)
     assert again.equals(simulated)
+
+
+def test_save_load_round_trip_refuses_another_configuration(model, tmp_path):
+    with model.model:
+        tree = pm.sample_prior_predictive(draws=5, random_seed=1, var_names=["ka", "cl"])
+    path = model.save(tree, tmp_path / "fitted.nc")
+    loaded = model.load(path)
+    np.testing.assert_array_equal(loaded["prior"]["cl"].values, tree["prior"]["cl"].values)
+    assert '"model": "oral_1cpt"' in loaded.attrs["model_config"]
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no partial file
+
+    other_priors = PriorSet.load(ROOT / "priors" / "oral_1cpt.toml").to_dict()
+    other_priors["parameters"]["cl"]["params"]["mu"] = 4.0
+    other = HierarchicalModel(model.spec, PriorSet.from_dict(other_priors), model.study)
+    with pytest.raises(ValueError, match="different model configuration.*priors"):
+        other.load(path)
