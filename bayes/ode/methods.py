@@ -97,9 +97,10 @@ class AdaptiveMethod:
     held fixed (step-size decisions are wrapped in ``disconnected_grad``). The controller
     watches the states, not their sensitivities: a stiff subsystem that sits exactly at zero
     (e.g. a PK chain before its first dose) lets an explicit method take long steps, and the
-    sensitivity to that subsystem's *initial state* is then unstable. Set ``max_step`` below
-    the explicit stability limit (about 3 / fastest rate) or use :class:`Rosenbrock` if such
-    gradients matter. Parameter and dose-amount gradients are unaffected in the tests.
+    sensitivity to that subsystem's *initial state* is then inaccurate (unstable for
+    explicit methods). Use :class:`RK4` with a small step if such gradients matter (a small
+    ``max_step`` only partly helps). Parameter, dose-amount and infusion-rate gradients are
+    unaffected in the tests.
 
     Parameters
     ----------

