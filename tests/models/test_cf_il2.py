@@ -73,8 +73,19 @@ def test_eradicated_tumour_stays_eradicated(model):
 
 def test_priors_check_command_writes_figures_and_table(tmp_path, capsys):
     out = tmp_path / "check"
-    code = main(["priors", "check", str(shipped_prior_sets()["cf_il2_mouse"]), "--out",
-                 str(out), "--draws", "20", "--seed", "1"])
+    code = main(
+        [
+            "priors",
+            "check",
+            str(shipped_prior_sets()["cf_il2_mouse"]),
+            "--out",
+            str(out),
+            "--draws",
+            "20",
+            "--seed",
+            "1",
+        ]
+    )
     assert code == 0
     table = (out / "plausibility.csv").read_text()
     assert "untreated doubling time" in table and "local/systemic IL-2 ratio" in table
