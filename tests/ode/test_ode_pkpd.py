@@ -160,19 +160,16 @@ def finite_difference_check(function, positions, label):
 
 
 def test_rk4_gradients_match_finite_differences():
-    finite_difference_check(build(RK4()), positions=(0, 1, 2), label="rk4")
+    finite_difference_check(build(METHODS["rk4"]), positions=(0, 1, 2), label="rk4")
 
 
-def test_dopri5_gradients_match_verified_rk4_gradients(compiled):
+def test_dopri5_gradients_match_verified_rk4_gradients():
     """Adaptive-step outputs have tolerance-level kinks in the parameters (accept/reject
     decisions move), so central differences of them are noisy at the 1e-5 level; the Dopri5
     gradients are therefore checked against the finite-difference-verified RK4 gradients
     (the two solutions agree to ~1e-7)."""
-    name, function = compiled
-    if name != "dopri5":
-        pytest.skip("compares dopri5 against rk4")
-    rk4_outputs = build(RK4())(PARAM_VALUES, Y0_VALUES, INPUTS)
-    dopri_outputs = function(PARAM_VALUES, Y0_VALUES, INPUTS)
+    rk4_outputs = build(METHODS["rk4"])(PARAM_VALUES, Y0_VALUES, INPUTS)
+    dopri_outputs = build(METHODS["dopri5"])(PARAM_VALUES, Y0_VALUES, INPUTS)
     for position in (0, 2):  # parameters, symbolic dose amounts
         assert gradient_error(dopri_outputs[2 + position], rk4_outputs[2 + position]) <= 1e-5
 
