@@ -122,10 +122,14 @@ def il2_profiles(
         ``(C_L, C_S)``, each of shape ``(*batch, time)``; zero before the first implant.
     """
     shape = np.shape(release_rate0)
-    args = [np.broadcast_to(np.asarray(a, dtype=float), shape) for a in (
-        release_rate0, k_abs, k_local_loss, v_local)]
-    terms = [(np.broadcast_to(np.asarray(w, float), shape), np.broadcast_to(r, shape))
-             for w, r in release_terms]
+    args = [
+        np.broadcast_to(np.asarray(a, dtype=float), shape)
+        for a in (release_rate0, k_abs, k_local_loss, v_local)
+    ]
+    terms = [
+        (np.broadcast_to(np.asarray(w, float), shape), np.broadcast_to(r, shape))
+        for w, r in release_terms
+    ]
     phases = [(np.broadcast_to(c, shape), np.broadcast_to(r, shape)) for c, r in disposition]
     local_total = args[1] + args[2]
     rates = [r for _, r in terms] + [local_total] + [r for _, r in phases]
@@ -193,9 +197,7 @@ def _profiles_separated(times, implant_days, terms, rate0, k_abs, k_loss, v_loca
         for index, (coefficient, elimination) in enumerate(phases):
             factor = scale * k_abs * coefficient
             systemic_of_release += factor / ((k_local_total - rate) * (elimination - rate))
-            systemic_of_local += factor / (
-                (rate - k_local_total) * (elimination - k_local_total)
-            )
+            systemic_of_local += factor / ((rate - k_local_total) * (elimination - k_local_total))
             systemic_of_phase[index] += factor / (
                 (rate - elimination) * (k_local_total - elimination)
             )
@@ -205,6 +207,14 @@ def _profiles_separated(times, implant_days, terms, rate0, k_abs, k_loss, v_loca
     systemic_coefficients += [
         (c, elimination) for c, (_, elimination) in zip(systemic_of_phase, phases, strict=True)
     ]
+    zero = np.zeros_like(rate0)
+    # one exponential per distinct rate, feeding both curves: (rate, local coef, systemic coef)
+    exponentials = [
+        (rate, local_c, systemic_c)
+        for (local_c, rate), (systemic_c, _) in zip(
+            local_coefficients, systemic_coefficients, strict=False
+        )
+    ] + [(rate, zero, c) for c, rate in systemic_coefficients[len(local_coefficients) :]]
     local = np.zeros(rate0.shape + times.shape)
     systemic = np.zeros(rate0.shape + times.shape)
     for implant in implant_days:
@@ -212,17 +222,20 @@ def _profiles_separated(times, implant_days, terms, rate0, k_abs, k_loss, v_loca
         if start == times.size:
             continue
         tau = times[start:] - implant
-        _accumulate(local[..., start:], local_coefficients, tau)
-        _accumulate(systemic[..., start:], systemic_coefficients, tau)
+        _accumulate(local[..., start:], systemic[..., start:], exponentials, tau)
     local /= v_local[..., None]
     return local, systemic
 
 
-def _accumulate(out: np.ndarray, coefficients, tau: np.ndarray) -> None:
-    """Add ``sum_k a_k exp(-x_k tau)`` to ``out`` in place (``a_k``, ``x_k`` per row)."""
-    term = np.empty(out.shape)
-    for coefficient, rate in coefficients:
-        np.multiply(rate[..., None], -tau, out=term)
-        np.exp(term, out=term)
-        term *= coefficient[..., None]
-        out += term
+def _accumulate(local: np.ndarray, systemic: np.ndarray, exponentials, tau: np.ndarray) -> None:
+    """Add ``sum_k a_k exp(-x_k tau)`` to both curves in place (coefficients per row)."""
+    decay = np.empty(local.shape)
+    term = np.empty(local.shape)
+    for rate, local_coefficient, systemic_coefficient in exponentials:
+        np.multiply(rate[..., None], -tau, out=decay)
+        np.exp(decay, out=decay)
+        if np.any(local_coefficient):
+            np.multiply(decay, local_coefficient[..., None], out=term)
+            local += term
+        np.multiply(decay, systemic_coefficient[..., None], out=term)
+        systemic += term

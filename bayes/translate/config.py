@@ -412,8 +412,12 @@ def _resolve_one(index, entry, defaults, priors, label, issues) -> Scenario | No
     values["body_weight"] = entry.body_weight or defaults.body_weight
     missing = [key for key in _REQUIRED if values.get(key) is None]
     for key in missing:
-        issues.add(label, None, f"{where}.{key}", f"scenario {entry.name!r} needs {key} "
-                   "(in the scenario or in [defaults])")
+        issues.add(
+            label,
+            None,
+            f"{where}.{key}",
+            f"scenario {entry.name!r} needs {key} (in the scenario or in [defaults])",
+        )
     if missing:
         return None
     problems = _scenario_problems(entry, values, priors)
@@ -448,13 +452,18 @@ def _scenario_problems(entry, values, priors: TranslationPriors) -> list[tuple[s
     problems = []
     if values["cavity"] not in priors.scaling.cavity:
         problems.append(
-            ("cavity", f"unknown cavity {values['cavity']!r}; the translation priors "
-             f"({priors.path or 'given'}) define {sorted(priors.scaling.cavity)}")
+            (
+                "cavity",
+                f"unknown cavity {values['cavity']!r}; the translation priors "
+                f"({priors.path or 'given'}) define {sorted(priors.scaling.cavity)}",
+            )
         )
     if entry.capsules is not None and values.get("output_per_capsule_ug_per_day") is None:
         problems.append(
-            ("output_per_capsule_ug_per_day", "capsules needs output_per_capsule_ug_per_day "
-             "(in the scenario or in [defaults])")
+            (
+                "output_per_capsule_ug_per_day",
+                "capsules needs output_per_capsule_ug_per_day (in the scenario or in [defaults])",
+            )
         )
     horizon = values["horizon_days"]
     if not values["implant_days"]:
@@ -467,4 +476,3 @@ def _scenario_problems(entry, values, priors: TranslationPriors) -> list[tuple[s
     if any(day > horizon for day in values["anti_pd1_days"]):
         problems.append(("anti_pd1_days", f"days must be within horizon_days {horizon:g}"))
     return problems
-

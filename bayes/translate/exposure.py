@@ -40,8 +40,10 @@ EXPOSURE_UNITS: dict[str, tuple[str, str]] = {
 }
 """Per-patient outputs: unit and long name."""
 
-_IMPLANT_REFINEMENT = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.25, 1.5, 2.0, 2.5)
+_IMPLANT_REFINEMENT = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.5, 2.5)
 _JUST_BEFORE = 1e-4
+CURVE_PATIENTS = 50
+"""Curves at the output times are kept for the first this many patients of every draw."""
 _CHUNK_ELEMENTS = 1_000_000
 
 
@@ -64,7 +66,8 @@ class ScenarioResult:
     exposure : dict of str to numpy.ndarray
         Each ``(draw, patient)``, keys of :data:`EXPOSURE_UNITS`.
     local, serum : numpy.ndarray or None
-        Concentrations at the output times, ``(draw, patient, time)`` float32 (None if not kept).
+        Concentrations at the output times of the first :data:`CURVE_PATIENTS` patients,
+        ``(draw, patient, time)`` float32 (None if not kept).
     """
 
     exposure: dict[str, np.ndarray]
@@ -165,8 +168,15 @@ def _simulate_chunk(p, scenario: Scenario, grid: Grid, effective_fraction: float
     exposure["time_above_effective"] = time_above(local, grid.times, threshold)
     exposure["effective_concentration"] = np.array(threshold, dtype=float)
     exposure["tumour_effect"] = tumour_effect(local, p, scenario, grid)
-    curves = (local[..., grid.output_index].astype(np.float32),
-              serum[..., grid.output_index].astype(np.float32)) if keep else (None, None)
+    kept = slice(0, CURVE_PATIENTS)
+    curves = (
+        (
+            local[:, kept, grid.output_index].astype(np.float32),
+            serum[:, kept, grid.output_index].astype(np.float32),
+        )
+        if keep
+        else (None, None)
+    )
     return ScenarioResult(exposure, *curves)
 
 

@@ -112,8 +112,13 @@ def load_posterior(path: str | Path, draws: int | None = None) -> MousePosterior
         path = path / "results.nc"
     issues = IssueCollector()
     if not path.is_file():
-        issues.add(str(path), None, None, "posterior file not found (expected a run folder "
-                   "with results.nc, a results.nc file or a prior-set .toml)")
+        issues.add(
+            str(path),
+            None,
+            None,
+            "posterior file not found (expected a run folder "
+            "with results.nc, a results.nc file or a prior-set .toml)",
+        )
         issues.raise_if_any()
     try:
         tree = xr.open_datatree(path, engine="netcdf4")
@@ -122,8 +127,12 @@ def load_posterior(path: str | Path, draws: int | None = None) -> MousePosterior
         issues.raise_if_any()
     with tree:
         if "posterior" not in tree.children:
-            issues.add(str(path), None, "posterior", "no 'posterior' group (groups: "
-                       f"{sorted(tree.children)})")
+            issues.add(
+                str(path),
+                None,
+                "posterior",
+                f"no 'posterior' group (groups: {sorted(tree.children)})",
+            )
             issues.raise_if_any()
         posterior = tree["posterior"].to_dataset().load()
     values, n_available = _flatten(posterior, str(path), issues)
@@ -143,14 +152,22 @@ def _flatten(posterior: xr.Dataset, label: str, issues: IssueCollector):
         variable = posterior[name]
         extra = [d for d in variable.dims if d not in ("chain", "draw")]
         if extra:
-            issues.add(label, None, f"posterior.{name}", f"expected dims (chain, draw), got "
-                       f"{variable.dims}")
+            issues.add(
+                label,
+                None,
+                f"posterior.{name}",
+                f"expected dims (chain, draw), got {variable.dims}",
+            )
             continue
         flat = np.asarray(variable.values, dtype=float).reshape(-1)
         bad = ~np.isfinite(flat) | (flat < 0) | ((flat == 0) & (name in REQUIRED_PARAMETERS))
         if bad.any():
-            issues.add(label, None, f"posterior.{name}", f"{int(bad.sum())} draw(s) non-finite "
-                       "or not positive")
+            issues.add(
+                label,
+                None,
+                f"posterior.{name}",
+                f"{int(bad.sum())} draw(s) non-finite or not positive",
+            )
             continue
         values[name] = flat
         n_available = flat.size

@@ -104,9 +104,15 @@ def _population_values(draws: TranslationDraws, priors: TranslationPriors, cavit
         "growth_rate": priors.disease.growth_rate,
         "pd1_decay": priors.disease.pd1_decay,
     }
-    values.update({f"human_{k}": prior_values(p, human[k])[:, None] for k, p in human_table.items()})
-    values["ec50_factor"] = prior_values(priors.potency.ec50_factor, potency["ec50_factor"])[:, None]
-    values["kill_factor"] = prior_values(priors.potency.kill_factor, potency["kill_factor"])[:, None]
+    values.update(
+        {f"human_{k}": prior_values(p, human[k])[:, None] for k, p in human_table.items()}
+    )
+    values["ec50_factor"] = prior_values(priors.potency.ec50_factor, potency["ec50_factor"])[
+        :, None
+    ]
+    values["kill_factor"] = prior_values(priors.potency.kill_factor, potency["kill_factor"])[
+        :, None
+    ]
     return values
 
 
@@ -116,8 +122,10 @@ def _omega(mouse: dict, name: str, default: float) -> np.ndarray | float:
 
 def _release(mouse, pop, draws, priors, scenario) -> dict[str, np.ndarray]:
     omega = _omega(mouse, "rho", priors.between_patient.capsule_performance.value)
-    rho = mouse["rho"] * pop["capsule_performance"] * np.exp(
-        omega * draws.patient["capsule_performance"]
+    rho = (
+        mouse["rho"]
+        * pop["capsule_performance"]
+        * np.exp(omega * draws.patient["capsule_performance"])
     )
     out = {
         "release_rate0": scenario.total_output_ug_per_day * NG_PER_UG * rho,
