@@ -142,7 +142,10 @@ def il2_profiles(
     systemic = np.empty(shape + times.shape)
     for mask, solver in ((~degenerate, _profiles_separated), (degenerate, _profiles_divided)):
         if mask.any():
-            pick = (lambda a: a[mask]) if mask.ndim else (lambda a: a)
+
+            def pick(a, mask=mask):
+                return a[mask] if mask.ndim else a
+
             local_rows, systemic_rows = solver(
                 times,
                 np.atleast_1d(implant_days),

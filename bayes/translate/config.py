@@ -157,7 +157,8 @@ class ToxicityReference(_Strict):
         allowed = _TOXICITY_UNITS[self.metric]
         if self.unit not in allowed:
             raise ValueError(
-                f"unit {self.unit!r} does not fit metric {self.metric!r}; use one of {list(allowed)}"
+                f"unit {self.unit!r} does not fit metric {self.metric!r}; "
+                f"use one of {list(allowed)}"
             )
         return self
 

@@ -102,7 +102,8 @@ def simulate_scenario(
     Parameters
     ----------
     params : dict of str to numpy.ndarray
-        Human parameters, each ``(draw, patient)`` (:func:`bayes.translate.scaling.human_parameters`).
+        Human parameters, each ``(draw, patient)``
+        (:func:`bayes.translate.scaling.human_parameters`).
     scenario : Scenario
         Implant days, anti-PD-1 days, horizon and reference day.
     output_times : numpy.ndarray
