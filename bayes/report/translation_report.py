@@ -67,6 +67,8 @@ def _by_cavity(exposure: xr.Dataset):
     plain = ~exposure["effusion"].values & ~exposure["anti_pd1"].values
     for cavity in dict.fromkeys(exposure["cavity"].values):
         pick = plain & (exposure["cavity"].values == cavity)
+        if not pick.any():
+            continue
         names = exposure["scenario"].values[pick]
         doses = exposure["total_output_ug_per_day"].values[pick]
         order = np.argsort(doses)
