@@ -22,8 +22,8 @@ from bayes.trials.config import (
 from bayes.trials.designs import BlrmEwoc, Boin, Design, ThreePlusThree
 from bayes.trials.truths import TruthModel, draw_probabilities, draw_truth
 
-PRIOR_STREAM = 2**31 - 1
-"""Spawn key of the seed used to build translational BLRM priors (no trial uses it)."""
+PRIOR_STREAM = 2**62
+"""Spawn key of the seed used to build translational BLRM priors (no trial has this index)."""
 
 PER_DESIGN = ("selected", "stopped_for_toxicity", "reached_max_patients")
 PER_DESIGN_DOSE = ("n", "dlt", "response")

@@ -14,7 +14,10 @@ patient's exposures, so they are correlated through the patient. The true dose-l
 the population averages over the patient axis.
 
 Patient outcomes are pre-generated per dose level as streams (the j-th patient treated at a
-level is the same in every design), so designs are compared on common random numbers.
+level is the same in every design), so designs are compared on common random numbers. Trial
+``i`` uses its own generator seeded by ``SeedSequence(seed, spawn_key=(i,))``, the i-th child
+of ``SeedSequence(seed).spawn``: results do not depend on how trials are batched or where they
+run.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ EXPOSURE_GROUP = "exposure"
 EXPOSURE_DIMS = ("draw", "scenario", "patient")
 SCENARIO_COORDS = ("capsules", "total_output_ug_per_day", "cavity")
 LOGIT_CLIP = 1e-9
-EXPANSION_STREAM = 2
 
 
 def load_exposure(path: str | Path) -> xr.Dataset:
@@ -258,13 +260,18 @@ class TrialTruth:
             object.__setattr__(self, f"{name}_cumulative", counts)
 
 
-def trial_seed(seed: int, trial: int, stream: int) -> np.random.SeedSequence:
-    """Return the seed sequence of one trial's stream (same as ``SeedSequence(seed).spawn``).
+def trial_seed(seed: int, trial: int) -> np.random.SeedSequence:
+    """Return trial ``trial``'s seed sequence: the ``trial``-th child of ``SeedSequence(seed)``.
 
-    Trial ``i``'s child is ``SeedSequence(seed, spawn_key=(i,))``, independent of batching
-    and workers; stream 0 draws the truth, 1 the escalation patients, 2 the expansion.
+    Identical to ``SeedSequence(seed).spawn(n)[trial]`` without creating the other children,
+    so it does not depend on batching or workers.
     """
-    return np.random.SeedSequence(seed, spawn_key=(trial, stream))
+    return np.random.SeedSequence(seed, spawn_key=(trial,))
+
+
+def trial_generator(seed: int, trial: int) -> np.random.Generator:
+    """Return trial ``trial``'s random generator (PCG64)."""
+    return np.random.Generator(np.random.PCG64(trial_seed(seed, trial)))
 
 
 def _draw_link(link: LinkConfig, rng: np.random.Generator) -> tuple[float, float]:
@@ -324,18 +331,16 @@ def patient_outcomes(
 
 
 def draw_truth(model: TruthModel, seed: int, trial: int) -> TrialTruth:
-    """Draw the truth and patient streams of trial ``trial`` (a pure function of its inputs)."""
-    draw, parameters, p_dlt, p_response = draw_probabilities(
-        model, np.random.default_rng(trial_seed(seed, trial, 0))
-    )
-    dlt, response = patient_outcomes(
-        p_dlt, p_response, model.n_stream, np.random.default_rng(trial_seed(seed, trial, 1))
-    )
+    """Draw the truth and patient streams of trial ``trial`` (a pure function of its inputs).
+
+    One generator per trial, consumed in a fixed order: posterior draw and link parameters,
+    then the escalation patients (``n_stream`` per level), then the expansion patients.
+    """
+    rng = trial_generator(seed, trial)
+    draw, parameters, p_dlt, p_response = draw_probabilities(model, rng)
+    dlt, response = patient_outcomes(p_dlt, p_response, model.n_stream, rng)
     expansion_dlt, expansion_response = patient_outcomes(
-        p_dlt,
-        p_response,
-        model.n_expansion,
-        np.random.default_rng(trial_seed(seed, trial, EXPANSION_STREAM)),
+        p_dlt, p_response, model.n_expansion, rng
     )
     return TrialTruth(
         draw=draw,
@@ -363,7 +368,7 @@ def fixed_truth(
         true_dlt[:, None],
         np.asarray(true_response, dtype=float)[:, None],
         n_patients,
-        np.random.default_rng(trial_seed(seed, trial, 1)),
+        trial_generator(seed, trial),
     )
     empty = np.zeros((len(true_dlt), 0), dtype=bool)
     return TrialTruth(
