@@ -31,7 +31,7 @@ from distributed import Client, LocalCluster, as_completed
 DEFAULT_WORKERS = 2
 
 
-class BatchFailure(RuntimeError):
+class BatchFailureError(RuntimeError):
     """Some batches failed after all retries; the finished ones are kept (see ``completed``)."""
 
     def __init__(self, failed: Mapping[Hashable, BaseException], completed: int) -> None:
@@ -229,7 +229,7 @@ def map_batches(
 
     Raises
     ------
-    BatchFailure
+    BatchFailureError
         When batches still fail after ``retries``; all finished batches are kept in ``store``.
 
     """
@@ -267,5 +267,5 @@ def map_batches(
         if progress:
             progress(key, result)
     if failed:
-        raise BatchFailure(failed, completed=len(results))
+        raise BatchFailureError(failed, completed=len(results))
     return results

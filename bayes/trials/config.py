@@ -20,8 +20,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bayes.data.nonmem import load_toml_config
-
 EXPOSURE_VARIABLES = (
     "cmax_serum",
     "auc_serum",
@@ -247,4 +245,6 @@ def load_design(path: str | Path) -> TrialDesignConfig:
         Naming the file and the dotted key of every problem.
 
     """
+    from bayes.data.nonmem import load_toml_config  # lazy: workers unpickle configs only
+
     return load_toml_config(path, TrialDesignConfig)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import beta as beta_distribution
 
 from bayes.trials.blrm import BlrmGrid
 from bayes.trials.config import BlrmConfig, BoinConfig, ThreePlusThreeConfig
@@ -152,6 +151,8 @@ def boin_elimination(target: float, cutoff: float, max_n: int) -> np.ndarray:
     Beta(1, 1) prior and ``n >= 3``; entries for ``n < 3`` (or with no such count) are
     ``n + 1`` (never).
     """
+    from scipy.stats import beta as beta_distribution  # lazy: keeps worker start-up light
+
     smallest = np.arange(max_n + 1) + 1
     for n in range(3, max_n + 1):
         counts = np.arange(n + 1)
@@ -191,7 +192,9 @@ class Boin:
         )
         object.__setattr__(self, "lambda_e", lambda_e)
         object.__setattr__(self, "lambda_d", lambda_d)
-        eliminate = boin_elimination(target, self.config.elimination_cutoff, self.config.max_patients)
+        eliminate = boin_elimination(
+            target, self.config.elimination_cutoff, self.config.max_patients
+        )
         object.__setattr__(self, "eliminate_at", eliminate)
 
     def run(self, truth: TrialTruth) -> TrialRecord:
@@ -269,7 +272,8 @@ class BlrmEwoc:
                     return cohorts.record(NO_DOSE, stopped_for_toxicity=True)
                 level = 0  # too few patients at the lowest dose to stop: treat it again
                 continue
-            allowed[min(highest_tried + config.max_escalation_steps, self.n_doses - 1) + 1 :] = False
+            ceiling = min(highest_tried + config.max_escalation_steps, self.n_doses - 1)
+            allowed[ceiling + 1 :] = False  # no skipping of untried doses
             level = _best_target(summary.target, allowed)
             if (
                 cohorts.n[level] >= config.min_patients_at_mtd

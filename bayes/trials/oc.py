@@ -73,8 +73,9 @@ def trial_dataset(
         "safe_and_active": (("trial", "dose"), good),
     }
     selected = results["selected"]
-    safe_pick = np.take_along_axis(good[None].repeat(len(config.designs), 0), np.maximum(
-        selected, 0)[..., None], axis=-1)[..., 0]
+    safe_pick = np.take_along_axis(
+        good[None].repeat(len(config.designs), 0), np.maximum(selected, 0)[..., None], axis=-1
+    )[..., 0]
     data["selected_safe_and_active"] = (per_design, (selected >= 0) & safe_pick)
     if config.expansion is not None:
         expansion = config.expansion
@@ -130,8 +131,10 @@ def summarise(trials: xr.Dataset) -> xr.Dataset:
         summary[f"mean_{name}_mcse"] = summary[f"sd_{name}"] / np.sqrt(n_trials)
         summary[f"quantile_{name}"] = trials[source].quantile(list(QUANTILES), dim="trial")
     summary["p_true_mtd"] = (
-        trials["true_mtd"] == xr.DataArray(levels, dims="selection")
-    ).mean("trial").assign_coords(selection=selection)
+        (trials["true_mtd"] == xr.DataArray(levels, dims="selection"))
+        .mean("trial")
+        .assign_coords(selection=selection)
+    )
     summary["mean_true_dlt"] = trials["true_dlt"].mean("trial")
     summary["mean_true_response"] = trials["true_response"].mean("trial")
     summary["p_safe_and_active"] = trials["safe_and_active"].mean("trial")
@@ -152,7 +155,9 @@ def summary_table(summary: xr.Dataset) -> pd.DataFrame:
             if variable.ndim == 0:
                 row[name] = float(variable)
         for label, value, error in zip(
-            one["selection"].values, one["p_select"].values, one["p_select_mcse"].values,
+            one["selection"].values,
+            one["p_select"].values,
+            one["p_select_mcse"].values,
             strict=True,
         ):
             row[f"p_select[{label}]"] = float(value)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
 import xarray as xr
 from distributed import Client
 
@@ -17,7 +16,7 @@ from bayes.parallel import CheckpointStore, Progress, map_batches
 from bayes.trials.config import TrialDesignConfig, load_design
 from bayes.trials.designs import Design
 from bayes.trials.oc import summarise, trial_dataset
-from bayes.trials.simulate import compile_designs, concatenate_batches, simulate_batch
+from bayes.trials.simulate import compile_designs, concatenate_batches, simulate_batch_task
 from bayes.trials.truths import TruthModel, load_exposure, select_doses
 
 
@@ -121,7 +120,7 @@ def simulate(
     start = time.perf_counter()
     results = map_batches(
         client,
-        _simulate_batch_task,
+        simulate_batch_task,
         {key: (seed, trials) for key, (trials,) in batches.items()},
         shared=(study.model, study.designs, config.expansion),
         retries=config.simulation.retries,
@@ -135,10 +134,6 @@ def simulate(
     summary = summarise(trials)
     summary.attrs.update(trials.attrs)
     return TrialResults(trials=trials, summary=summary, seconds=seconds)
-
-
-def _simulate_batch_task(model, designs, expansion, seed, trials) -> dict[str, np.ndarray]:
-    return simulate_batch(model, designs, seed, list(trials), expansion)
 
 
 def _provenance(study: TrialStudy, n_trials: int) -> dict:

@@ -145,6 +145,17 @@ def simulate_batch(
     return out
 
 
+def simulate_batch_task(
+    model: TruthModel,
+    designs: Sequence[Design],
+    expansion: ExpansionConfig | None,
+    seed: int,
+    trials: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """Dask task: :func:`simulate_batch` with the shared (scattered) arguments first."""
+    return simulate_batch(model, designs, seed, list(trials), expansion)
+
+
 def concatenate_batches(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join batch results in trial order (trial axis: 0 for truths, 1 for per-design arrays)."""
     ordered = sorted(batches, key=lambda batch: int(batch["trial"][0]))

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 from scipy.special import expit, logit
 
-from bayes.data.errors import IssueCollector
 from bayes.trials.config import (
     DOSE_METRICS,
     EXPOSURE_VARIABLES,
@@ -37,6 +36,11 @@ from bayes.trials.config import (
     LinkConfig,
     TrialDesignConfig,
 )
+
+if TYPE_CHECKING:  # xarray and the data layer are imported lazily: workers never need them
+    import xarray as xr
+
+    from bayes.data.errors import IssueCollector
 
 EXPOSURE_GROUP = "exposure"
 EXPOSURE_DIMS = ("draw", "scenario", "patient")
@@ -63,6 +67,10 @@ def load_exposure(path: str | Path) -> xr.Dataset:
         Naming the file and the missing or malformed variable or coordinate.
 
     """
+    import xarray as xr
+
+    from bayes.data.errors import IssueCollector
+
     path = Path(path)
     if path.is_dir():
         path = path / "predictions.nc"
@@ -130,6 +138,8 @@ def select_doses(exposure: xr.Dataset, doses: DoseConfig, label: str = "design")
         Unknown scenario names, empty selections, missing or non-increasing dose values.
 
     """
+    from bayes.data.errors import IssueCollector
+
     issues = IssueCollector()
     names = [str(name) for name in exposure["scenario"].values]
     if doses.scenarios is not None:
@@ -339,9 +349,7 @@ def draw_truth(model: TruthModel, seed: int, trial: int) -> TrialTruth:
     rng = trial_generator(seed, trial)
     draw, parameters, p_dlt, p_response = draw_probabilities(model, rng)
     dlt, response = patient_outcomes(p_dlt, p_response, model.n_stream, rng)
-    expansion_dlt, expansion_response = patient_outcomes(
-        p_dlt, p_response, model.n_expansion, rng
-    )
+    expansion_dlt, expansion_response = patient_outcomes(p_dlt, p_response, model.n_expansion, rng)
     return TrialTruth(
         draw=draw,
         link_parameters=parameters,

@@ -47,8 +47,11 @@ def exposure_dataset(
     names = [f"{cavity} {c:g} capsules" for c in capsules]
     dataset = xr.Dataset(
         {
-            name: (("draw", "scenario", "patient"), value, {"units": UNITS[name][0],
-                                                            "long_name": UNITS[name][1]})
+            name: (
+                ("draw", "scenario", "patient"),
+                value,
+                {"units": UNITS[name][0], "long_name": UNITS[name][1]},
+            )
             for name, value in values.items()
         },
         coords={
@@ -67,10 +70,18 @@ def write_predictions(folder: Path, **kwargs) -> Path:
     """Write ``folder/predictions.nc`` (DataTree, netcdf4) and return the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     tree = xr.DataTree.from_dict(
-        {"/": xr.Dataset(attrs={"scenario_file": "synthetic", "posterior_file": "synthetic",
-                                "seed": 0, "version": "test"}),
-         "/exposure": exposure_dataset(**kwargs),
-         "/other": xr.Dataset({"anything": ("x", np.arange(3.0))})}
+        {
+            "/": xr.Dataset(
+                attrs={
+                    "scenario_file": "synthetic",
+                    "posterior_file": "synthetic",
+                    "seed": 0,
+                    "version": "test",
+                }
+            ),
+            "/exposure": exposure_dataset(**kwargs),
+            "/other": xr.Dataset({"anything": ("x", np.arange(3.0))}),
+        }
     )
     tree.to_netcdf(folder / "predictions.nc", engine="netcdf4")
     return folder
