@@ -146,9 +146,10 @@ class BlrmConfig(_DesignBase):
     After each cohort the next dose maximises the posterior probability of the target
     interval among doses with P(overdose) < ``overdose_threshold`` (EWOC), escalating by at
     most ``max_escalation_steps`` levels above the highest dose tried. The trial stops with
-    that dose once it has ``min_patients_at_mtd`` patients and P(target) >=
-    ``min_prob_target``; it stops for toxicity when even the lowest dose violates EWOC and at
-    least ``min_patients_before_stopping`` patients have had it (fewer: treat it again).
+    that dose once it has ``min_patients_at_mtd`` patients, P(target) >= ``min_prob_target``
+    and the trial has at least ``min_total_patients``; it stops for toxicity when even the
+    lowest dose violates EWOC and at least ``min_patients_before_stopping`` patients have had
+    it (fewer: treat it again).
     """
 
     rule: Literal["blrm-ewoc"]
@@ -165,6 +166,7 @@ class BlrmConfig(_DesignBase):
     min_patients_before_stopping: int = Field(default=6, ge=1)
     min_patients_at_mtd: int = Field(default=6, ge=1)
     min_prob_target: float = Field(default=0.5, ge=0, le=1)
+    min_total_patients: int = Field(default=15, ge=1)
     grid_points: int = Field(default=81, ge=21)
     grid_half_width_sd: float = Field(default=6.0, ge=3)
 

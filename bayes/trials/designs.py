@@ -278,6 +278,7 @@ class BlrmEwoc:
             if (
                 cohorts.n[level] >= config.min_patients_at_mtd
                 and summary.target[level] >= config.min_prob_target
+                and cohorts.total >= config.min_total_patients
             ):
                 return cohorts.record(level, stopped_for_toxicity=False)
         summary = self.grid.interval_probabilities(cohorts.n, cohorts.dlt)

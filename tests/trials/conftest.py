@@ -25,8 +25,13 @@ def translation_dir(tmp_path_factory) -> Path:
 def small_design(tmp_path) -> Path:
     """The shipped workflow with few trials, small batches and a coarse BLRM grid."""
     text = WORKFLOW.read_text()
-    text = text.replace("n_trials = 2000", "n_trials = 60").replace("batch_size = 200", "batch_size = 20")
-    text = text.replace('prior = "translational"', 'prior = "translational"\ntranslational_prior_draws = 300\ngrid_points = 41')
+    text = text.replace("n_trials = 2000", "n_trials = 60").replace(
+        "batch_size = 200", "batch_size = 20"
+    )
+    text = text.replace(
+        'prior = "translational"',
+        'prior = "translational"\ntranslational_prior_draws = 300\ngrid_points = 41',
+    )
     path = tmp_path / "design.toml"
     path.write_text(text)
     return path

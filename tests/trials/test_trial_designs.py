@@ -62,9 +62,15 @@ def test_exact_formula_sums_to_one_and_matches_a_hand_case():
     p0, p1 = q**3, 3 * 0.1 * q**2
     fail_first = 1 - p0 - p1 * p0
     # ... or passes with 0/3, a higher level fails, and the expansion of level 1 gets >= 2/3
-    later = p0 * (1 - binom.cdf(1, 3, 0.1)) * (
-        (1 - three_plus_three_pass(0.25)) + binom.pmf(0, 3, 0.25) * (1 - binom.cdf(1, 3, 0.25))
-        * three_plus_three_pass_fail_chain(0.5)
+    later = (
+        p0
+        * (1 - binom.cdf(1, 3, 0.1))
+        * (
+            (1 - three_plus_three_pass(0.25))
+            + binom.pmf(0, 3, 0.25)
+            * (1 - binom.cdf(1, 3, 0.25))
+            * three_plus_three_pass_fail_chain(0.5)
+        )
     )
     assert exact[0] == pytest.approx(fail_first + later)
 
@@ -80,9 +86,7 @@ def three_plus_three_pass_fail_chain(p_top):
     )
 
 
-@pytest.mark.parametrize(
-    "p", [np.array([0.05, 0.1, 0.2, 0.35, 0.5]), np.array([0.3, 0.45, 0.6])]
-)
+@pytest.mark.parametrize("p", [np.array([0.05, 0.1, 0.2, 0.35, 0.5]), np.array([0.3, 0.45, 0.6])])
 def test_three_plus_three_matches_exact_probabilities(p):
     design = ThreePlusThree(ThreePlusThreeConfig(name="3+3", rule="3+3"), len(p))
     n_trials = 6000
@@ -121,7 +125,9 @@ def test_boin_elimination_rule_by_binomial_identity(target):
     eliminate = boin_elimination(target, 0.95, 30)
     for n in range(3, 31):
         posterior_exceeds = binom.cdf(np.arange(n + 1), n + 1, target)
-        first = int(np.argmax(posterior_exceeds > 0.95)) if (posterior_exceeds > 0.95).any() else n + 1
+        first = (
+            int(np.argmax(posterior_exceeds > 0.95)) if (posterior_exceeds > 0.95).any() else n + 1
+        )
         assert eliminate[n] == first
     assert eliminate[:3].tolist() == [1, 2, 3]  # never below 3 patients
 
@@ -136,7 +142,9 @@ def test_isotonic_regression_pools_violators():
 def test_boin_stops_when_lowest_dose_is_eliminated_and_selects_by_isotonic_estimate():
     design = Boin(BoinConfig(name="BOIN", rule="boin", max_patients=30), 4)
     record = design.run(fixed_truth(np.ones(4), 60, 0, 0))
-    assert record.selected == -1 and record.stopped_for_toxicity and record.n.tolist() == [3, 0, 0, 0]
+    assert (
+        record.selected == -1 and record.stopped_for_toxicity and record.n.tolist() == [3, 0, 0, 0]
+    )
     # zero toxicity up to level 3, certain toxicity at 4: never selects the eliminated level
     record = design.run(fixed_truth(np.array([0.0, 0.0, 0.0, 1.0]), 60, 0, 0))
     assert record.selected == 2 and record.n[3] == 3 and record.n.sum() == 30
