@@ -83,6 +83,8 @@ def plot_truths(trials: xr.Dataset, evaluation, path: Path) -> Path:
         axis.plot(doses, np.median(values, axis=0), color=colour, marker="o")
         axis.axhline(line, color="k", linestyle="--", linewidth=1)
         axis.set_xscale("log")
+        axis.set_xticks(doses, [f"{dose:g}" for dose in doses])
+        axis.minorticks_off()
         axis.set_xlabel(f"dose ({trials.attrs.get('dose_metric', 'dose')})")
         axis.set_ylabel(label)
         axis.set_ylim(0, 1)

@@ -138,7 +138,8 @@ class BlrmConfig(_DesignBase):
     """Two-parameter BLRM with escalation with overdose control (Neuenschwander 2008).
 
     ``logit p(d) = log_alpha + exp(log_beta) * log(d / reference_dose)``, bivariate normal
-    prior on ``(log_alpha, log_beta)``: ``prior = "weakly_informative"`` uses the
+    prior on ``(log_alpha, log_beta)``; ``reference_dose`` defaults to the median dose level
+    (in the dose metric). ``prior = "weakly_informative"`` uses the
     ``weak_*`` numbers; ``prior = "translational"`` fits the model to the dose-toxicity
     curves implied by the translational posterior and the toxicity link and inflates the
     covariance by ``translational_variance_inflation``.
