@@ -1,11 +1,14 @@
 """Trial-design report: ``oc.nc``, ``oc.csv``, figures and ``report.html`` (``cytofactory trial``).
 
+The HTML page is self-contained (figures embedded as base64 PNG, also written as files).
+
 Used by the command line only. Every file is written to a temporary name and moved into place,
 so an interrupted run never leaves a half-written file that looks complete.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -173,7 +176,7 @@ def write_trial_report(study: TrialStudy, results: TrialResults, out: Path) -> l
     }
     for name, draw in figures.items():
         written.append(_atomic(out / name, draw))
-    page = _html(study, results, table, list(figures))
+    page = _html(study, results, table, [out / name for name in figures])
     written.append(_atomic(out / "report.html", lambda tmp: tmp.write_text(page)))
     return written
 
@@ -194,6 +197,28 @@ KEY_COLUMNS = (
     ("assurance", "assurance (expansion success)"),
 )
 
+_STYLE = """
+body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; } td.text, th.text { text-align: left; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
+.small { font-size: 0.85em; color: #555; }
+"""
+"""Same look as the run report (``cytofactory run``)."""
+
+FIGURE_CAPTIONS = {
+    "selection.png": "Probability of selecting each dose level (and none) per design, with "
+    "+-2 Monte-Carlo standard errors; black bars: probability that the level is the true MTD.",
+    "true_rates.png": "True population DLT and response rates per dose across simulated trials "
+    "(translational posterior x link priors); dashed: the safety and activity thresholds.",
+    "distributions.png": "Distributions of sample size, DLTs and patients treated above the "
+    "true MTD per design.",
+    "allocation.png": "Mean patients treated per dose level and design.",
+}
+
 
 def _summary_html(table) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label in KEY_COLUMNS)
@@ -207,43 +232,114 @@ def _summary_html(table) -> str:
             error = row.get(f"{name}_mcse")
             text = f"{row[name]:.3f}" + (f" &plusmn; {error:.3f}" if error is not None else "")
             cells.append(f"<td>{text}</td>")
-        rows.append(f"<tr><th>{html.escape(row['design'])}</th>{''.join(cells)}</tr>")
-    return f"<table><tr><th>design</th>{head}</tr>{''.join(rows)}</table>"
+        name = html.escape(row["design"])
+        rows.append(f"<tr><td class='text'>{name}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th class='text'>design</th>{head}</tr>{''.join(rows)}</table>"
 
 
-def _html(study: TrialStudy, results: TrialResults, table, figures: list[str]) -> str:
+def _rows_html(header: tuple[str, ...], rows: list[tuple]) -> str:
+    head = "".join(f"<th class='text'>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td class='text'>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _designs_html(study: TrialStudy) -> str:
+    rows = []
+    for design, compiled in zip(study.config.designs, study.designs, strict=True):
+        settings = design.model_dump(exclude={"name", "rule", "weak_log_alpha", "weak_log_beta"})
+        text = ", ".join(f"{key} = {value}" for key, value in settings.items())
+        grid = getattr(compiled, "grid", None)
+        if grid is not None:
+            sd = np.sqrt(np.diag(grid.prior_covariance))
+            correlation = grid.prior_covariance[0, 1] / (sd[0] * sd[1])
+            text += (
+                f"; prior used: log_alpha ~ N({grid.prior_mean[0]:.2f}, {sd[0]:.2f}), "
+                f"log_beta ~ N({grid.prior_mean[1]:.2f}, {sd[1]:.2f}), correlation "
+                f"{correlation:.2f}, reference dose {grid.reference_dose:g}"
+            )
+        rows.append((design.name, design.rule, text))
+    return _rows_html(("design", "rule", "settings"), rows)
+
+
+def _links_html(config) -> str:
+    rows = []
+    for name, link in (("toxicity", config.toxicity), ("response", config.response)):
+        rows.append(
+            (
+                f"{name}: {link.exposure} ({link.transform})",
+                f"{link.reference:g} {link.reference_units}",
+                f"N({link.logit_at_reference.mean:g}, {link.logit_at_reference.sd:g})",
+                f"median {link.slope.median:g}, log-sd {link.slope.log_sd:g}",
+                f"{link.reference_source} | {link.logit_at_reference.source} | {link.slope.source}",
+            )
+        )
+    header = ("link", "reference exposure", "logit P at reference", "slope", "sources")
+    return _rows_html(header, rows)
+
+
+def _image(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (
+        f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption class='small'>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _html(study: TrialStudy, results: TrialResults, table, figures: list[Path]) -> str:
     config = study.config
     attrs = results.trials.attrs
-    links = "".join(
-        f"<li><b>{html.escape(name)}</b> ({link.exposure}, {link.transform} scale): reference "
-        f"{link.reference:g} {html.escape(link.reference_units)}; "
-        f"{html.escape(link.reference_source)}</li>"
-        for name, link in (("toxicity", config.toxicity), ("response", config.response))
-    )
-    images = "".join(f'<p><img src="{name}" alt="{name}"></p>' for name in figures)
+    evaluation = config.evaluation
     doses = ", ".join(
         f"{name} ({value:g})"
         for name, value in zip(study.model.dose_names, study.model.dose_values, strict=True)
     )
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(config.name)}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}
-table{{border-collapse:collapse;font-size:0.85em}}td,th{{border:1px solid #ccc;padding:3px 6px}}
-img{{max-width:100%}}</style></head><body>
-<h1>Trial design: {html.escape(config.name)}</h1>
-<p>{attrs["n_trials"]} simulated trials per design (seed {attrs["seed"]}), every design on the
-same truths and patients. Design file <code>{html.escape(attrs["design_file"])}</code>;
-translation <code>{html.escape(attrs["predictions_file"])}</code>. Simulation time
-{results.seconds:.1f} s.</p>
-<h2>Operating characteristics</h2>
-{_summary_html(table)}
-<p>&plusmn; one Monte-Carlo standard error. Full table: <code>oc.csv</code>; every trial:
-<code>oc.nc</code> (group <code>/trials</code>).</p>
-<h2>Definitions</h2>
-<ul><li>True MTD: highest dose with true DLT rate &le; {config.evaluation.max_acceptable_dlt:g};
-safe &amp; active: true DLT rate &le; {config.evaluation.max_acceptable_dlt:g} and true response
-rate &ge; {config.evaluation.min_response:g}. {html.escape(config.evaluation.source)}</li>
-<li>Dose levels: {html.escape(doses)}.</li>{links}</ul>
-<h2>Figures</h2>{images}
-</body></html>
-"""
+    expansion = (
+        f"<p>Expansion: {config.expansion.n_patients} patients at the selected dose; success = "
+        f"&ge; {config.expansion.min_responses} responses"
+        + (f" and &le; {config.expansion.max_dlts} DLTs" if config.expansion.max_dlts else "")
+        + f". {html.escape(config.expansion.source)}</p>"
+        if config.expansion
+        else "<p>No expansion cohort.</p>"
+    )
+    provenance = "".join(
+        f"<tr><td class='text'>{html.escape(str(k))}</td><td class='text'>"
+        f"{html.escape(str(v))}</td></tr>"
+        for k, v in attrs.items()
+        if k != "design_config_json"
+    )
+    parts = [
+        f"<h1>Trial design: {html.escape(config.name)}</h1>",
+        f"<p class='small'>{attrs['n_trials']} simulated trials per design (seed {attrs['seed']}),"
+        " every design on the same truths and patients; simulation time "
+        f"{results.seconds:.1f} s.</p>",
+        "<h2>Operating characteristics</h2>",
+        _summary_html(table),
+        "<p class='small'>&plusmn; one Monte-Carlo standard error. Full table: "
+        "<code>oc.csv</code>; every trial: <code>oc.nc</code> (group <code>/trials</code>).</p>",
+        "<h2>Definitions</h2>",
+        f"<ul><li>True MTD: the highest dose with true DLT rate &le; "
+        f"{evaluation.max_acceptable_dlt:g}. Safe &amp; active: true DLT rate &le; "
+        f"{evaluation.max_acceptable_dlt:g} and true response rate &ge; "
+        f"{evaluation.min_response:g}. {html.escape(evaluation.source)}</li>"
+        "<li>Stop early: the design stopped because even the lowest dose was too toxic.</li>"
+        f"<li>Dose levels ({config.doses.metric}): {html.escape(doses)}.</li></ul>",
+        "<h2>Designs</h2>",
+        _designs_html(study),
+        expansion,
+        "<h2>Truths: exposure-event links</h2>",
+        "<p class='small'>Each trial draws one translational posterior draw and one intercept "
+        "and slope per link; patients are drawn from the translation's virtual patients.</p>",
+        _links_html(config),
+        "<h2>Figures</h2>",
+        *(_image(path, FIGURE_CAPTIONS[path.name]) for path in figures),
+        "<h2>Provenance</h2>",
+        f"<table>{provenance}</table>",
+    ]
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
+        f"{html.escape(config.name)}</title><style>{_STYLE}</style></head><body>"
+        f"{''.join(parts)}</body></html>"
+    )
