@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,13 +81,16 @@ def dask_client(
             client.close()
         return
     workers = n_workers or min(DEFAULT_WORKERS, os.cpu_count() or 1)
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads_per_worker,
-        processes=processes,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    with warnings.catch_warnings():
+        # the scheduler's HTTP server moves to a free port when 8787 is taken: not a problem
+        warnings.filterwarnings("ignore", message="Port 8787 is already in use")
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
     client = Client(cluster)
     try:
         yield client
