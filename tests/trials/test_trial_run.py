@@ -159,3 +159,35 @@ def test_bad_inputs_name_file_and_key(translation_dir, small_design, tmp_path, c
         )
         == 2
     )
+
+
+def test_operating_characteristics_by_hand(translation_dir, small_design):
+    from bayes.trials.oc import summarise, trial_dataset
+
+    study = prepare(small_design, translation_dir)
+    config = study.config
+    raw = simulate_batch(study.model, study.designs, 2, range(50), config.expansion)
+    trials = trial_dataset(raw, config, study.model)
+    summary = summarise(trials)
+    limit, active = config.evaluation.max_acceptable_dlt, config.evaluation.min_response
+    for d in range(len(config.designs)):
+        picks, patients = raw["selected"][d], raw["n"][d]
+        good, above, success = [], [], []
+        for t in range(50):
+            rates, responses = raw["true_dlt"][t], raw["true_response"][t]
+            ok = [i for i in range(len(rates)) if rates[i] <= limit]
+            mtd = max(ok) if ok else -1
+            above.append(patients[t][mtd + 1 :].sum())
+            pick = picks[t]
+            good.append(pick >= 0 and rates[pick] <= limit and responses[pick] >= active)
+            success.append(
+                pick >= 0
+                and raw["expansion_responses"][d, t] >= config.expansion.min_responses
+                and raw["expansion_dlts"][d, t] <= config.expansion.max_dlts
+            )
+        one = summary.isel(design=d)
+        assert float(one["p_select_safe_and_active"]) == pytest.approx(np.mean(good))
+        assert float(one["mean_patients_above_true_mtd"]) == pytest.approx(np.mean(above))
+        assert float(one["assurance"]) == pytest.approx(np.mean(success))
+        assert float(one["p_select"].sum()) == pytest.approx(1.0)
+        assert float(one["mean_patients"]) == pytest.approx(patients.sum(axis=1).mean())
