@@ -20,6 +20,7 @@ from bayes.data import FORMATS, DataError, combine_studies, load_study
 from bayes.data.study import Study
 from bayes.models.priors import PriorError
 from bayes.translate.cli import add_translate_command
+from bayes.trials.cli import add_trial_command
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -89,6 +90,7 @@ COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data_commands,
     _add_priors_commands,
     add_translate_command,
+    add_trial_command,
 ]
 """Functions that add a top-level command; later commands append here."""
 
