@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from bayes import __version__
 from bayes.data import FORMATS, DataError, combine_studies, load_study
 from bayes.data.study import Study
+from bayes.models.cohort_cli import add_cohort_command
 from bayes.models.priors import PriorError
 from bayes.translate.cli import add_translate_command
 from bayes.trials.cli import add_trial_command
@@ -89,6 +90,7 @@ def _add_priors_commands(commands: argparse._SubParsersAction) -> None:
 COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data_commands,
     _add_priors_commands,
+    add_cohort_command,
     add_translate_command,
     add_trial_command,
 ]

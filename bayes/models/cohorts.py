@@ -26,12 +26,12 @@ read as ug/day per mouse (our assumption: the accounts give no time unit)."""
 
 def mouse_design(
     groups: Mapping[str, tuple[float, bool]] = DEFAULT_GROUPS,
-    mice_per_group: int = 8,
+    mice_per_group: int | Mapping[str, int] = 8,
     burden_days: Sequence[float] = tuple(range(0, 43, 3)),
     il2_days: Sequence[float] = (2.0, 7.0),
     burden_analyte: str = "tumour_volume",
     burden_unit: str = "mm^3",
-    baseline_burden: float = 100.0,
+    baseline_burden: float | Mapping[str, float] = 100.0,
     detection_limit: float = 1.0,
     il2_lloq_ng_ml: float = 0.005,
     antibody_days: Sequence[float] = (0.0, 3.0, 6.0),
@@ -43,14 +43,15 @@ def mouse_design(
     ----------
     groups : mapping
         Group name -> (capsule output in ug/day, whether anti-PD-1 is given).
-    mice_per_group : int
-        Mice per group.
+    mice_per_group : int or mapping
+        Mice per group, or group name -> number of mice.
     burden_days, il2_days : sequence of float
         Sampling days of tumour burden and of IL-2 (cavity fluid and serum); implant on day 0.
     burden_analyte, burden_unit : str
         Burden analyte name and unit (``tumour_volume``/``mm^3`` or ``bioluminescence``/``p/s``).
-    baseline_burden : float
-        Placeholder burden; it sets each mouse's reference log burden (first observation).
+    baseline_burden : float or mapping
+        Placeholder burden, or subject id (``<group>-<n>``) -> burden; it sets each mouse's
+        reference log burden (first observation).
     detection_limit : float
         Burden detection limit (same unit).
     il2_lloq_ng_ml : float
@@ -64,16 +65,16 @@ def mouse_design(
     """
     observations, events = [], []
     for group, (output, antibody) in groups.items():
-        for mouse in range(mice_per_group):
+        count = mice_per_group if isinstance(mice_per_group, int) else mice_per_group[group]
+        for mouse in range(count):
             subject = f"{group}-{mouse + 1}"
+            baseline = (
+                baseline_burden
+                if isinstance(baseline_burden, (int, float))
+                else baseline_burden[subject]
+            )
             observations += _samples(
-                subject,
-                group,
-                burden_days,
-                burden_analyte,
-                burden_unit,
-                baseline_burden,
-                detection_limit,
+                subject, group, burden_days, burden_analyte, burden_unit, baseline, detection_limit
             )
             for analyte in ("il2_local", "il2_serum"):
                 observations += _samples(
