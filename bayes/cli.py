@@ -19,6 +19,7 @@ from bayes import __version__
 from bayes.data import FORMATS, DataError, combine_studies, load_study
 from bayes.data.study import Study
 from bayes.models.priors import PriorError
+from bayes.workflow.cli import add_workflow_commands
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -87,6 +88,7 @@ def _add_priors_commands(commands: argparse._SubParsersAction) -> None:
 COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_data_commands,
     _add_priors_commands,
+    add_workflow_commands,
 ]
 """Functions that add a top-level command; later commands append here."""
 

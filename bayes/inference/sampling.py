@@ -1,13 +1,27 @@
-"""Sampling any PyMC model: nutpie by default, PyMC's NUTS, numpyro or blackjax when installed."""
+"""Sampling any PyMC model: nutpie by default, PyMC's NUTS, numpyro or blackjax when installed.
+
+The pointwise log-likelihood (for LOO) is added with :func:`pymc.compute_log_likelihood`. How long
+each phase took is stored in the ``sample_stats`` attributes (``compile_seconds``,
+``tune_seconds``, ``draw_seconds``, ``sampling_seconds``, ``log_likelihood_seconds``); with nutpie
+the tune/draw split is measured per chain from its progress reports (chain-seconds, summed over
+chains, since chains run in parallel on ``cores`` cores).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import pymc as pm
 import xarray as xr
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: called during sampling with draws done over all chains."""
+
+log = logging.getLogger(__name__)
 
 
 def sample(
@@ -19,6 +33,9 @@ def sample(
     target_accept: float = 0.8,
     sampler: Sampler = "nutpie",
     progressbar: bool = True,
+    cores: int | None = None,
+    progress: ProgressCallback | None = None,
+    log_likelihood: bool = True,
 ) -> xr.DataTree:
     """Draw posterior samples with the pointwise log-likelihood kept for LOO.
 
@@ -35,24 +52,118 @@ def sample(
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie compiles the model with numba.
     progressbar : bool
-        Show sampling progress.
+        Show PyMC's own progress bar (ignored with nutpie when ``progress`` is given).
+    cores : int, optional
+        Chains run in parallel (default: PyMC's choice, at most the CPU count).
+    progress : callable, optional
+        ``progress(phase, done, total)`` reports (nutpie only).
+    log_likelihood : bool
+        Add the ``log_likelihood`` group.
 
     Returns
     -------
     xarray.DataTree
         ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
-        ``constant_data`` (when the model has data containers).
+        ``constant_data`` (when the model has data containers); timings in
+        ``sample_stats.attrs``.
     """
-    kwargs = {"target_accept": target_accept}
-    with model:
-        tree = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            nuts_sampler=sampler,
-            progressbar=progressbar,
-            idata_kwargs={"log_likelihood": True},
-            **kwargs,
+    if sampler == "nutpie" and progress is not None:
+        tree, timings = _sample_nutpie(
+            model, draws, tune, chains, seed, target_accept, cores, progress
         )
+    else:
+        start = time.perf_counter()
+        with model:
+            tree = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=seed,
+                nuts_sampler=sampler,
+                progressbar=progressbar,
+                target_accept=target_accept,
+            )
+        timings = {"sampling_seconds": time.perf_counter() - start}
+    if log_likelihood:
+        start = time.perf_counter()
+        tree = pm.compute_log_likelihood(
+            tree, model=model, extend_inferencedata=True, progressbar=False
+        )
+        timings["log_likelihood_seconds"] = time.perf_counter() - start
+    for key, value in timings.items():
+        tree["sample_stats"].attrs[key] = float(value)
     return tree
+
+
+class _PhaseClock:
+    """Turns nutpie's per-chain progress into tune/draw chain-seconds and progress calls."""
+
+    def __init__(self, tune: int, chains: int, draws: int, progress: ProgressCallback) -> None:
+        self.tune, self.chains, self.draws = tune, chains, draws
+        self.progress = progress
+        self.last: dict[int, tuple[float, int]] = {}
+        self.tune_seconds = 0.0
+        self.draw_seconds = 0.0
+
+    def __call__(self, chain_progresses) -> None:
+        now = time.perf_counter()
+        done = 0
+        for index, chain in enumerate(chain_progresses):
+            finished = int(chain.finished_draws)
+            done += finished
+            previous_time, previous = self.last.get(index, (now, 0))
+            if finished > previous:
+                elapsed = now - previous_time if index in self.last else 0.0
+                tuned = max(0, min(finished, self.tune) - min(previous, self.tune))
+                share = tuned / (finished - previous)
+                self.tune_seconds += elapsed * share
+                self.draw_seconds += elapsed * (1 - share)
+                self.last[index] = (now, finished)
+            elif index not in self.last and chain.started:
+                self.last[index] = (now, finished)
+        self.progress("sampling", done, self.chains * (self.tune + self.draws))
+
+
+def _sample_nutpie(
+    model: pm.Model,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    cores: int | None,
+    progress: ProgressCallback,
+) -> tuple[xr.DataTree, dict[str, float]]:
+    """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings."""
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+
+    start = time.perf_counter()
+    progress("compiling", 0, 1)
+    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    compile_seconds = time.perf_counter() - start
+    log.info("compiled the model for nutpie in %.1f s", compile_seconds)
+    clock = _PhaseClock(tune, chains, draws, progress)
+    start = time.perf_counter()
+    tree = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=max(tune, 1),
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=False,
+        progress_callback=clock,
+        progress_rate=500,
+        target_accept=target_accept,
+    )
+    sampling_seconds = time.perf_counter() - start
+    patch_nutpie_idata(tree, model, sampling_time=sampling_seconds)
+    return tree, {
+        "compile_seconds": compile_seconds,
+        "sampling_seconds": sampling_seconds,
+        "tune_chain_seconds": clock.tune_seconds,
+        "draw_chain_seconds": clock.draw_seconds,
+    }
