@@ -132,10 +132,11 @@ def _add_indicators(loaded: LoadedWorkflow, study: Study) -> Study:
             problems.append(_unknown(f"{key}.covariate", spec.covariate, known, "covariate"))
             continue
         values = covariates[spec.covariate].astype(str)
-        if spec.equals not in set(values):
-            problems.append(_unknown(f"{key}.equals", spec.equals, sorted(set(values)), "value"))
-            continue
-        covariates[name] = (values == spec.equals).astype(float)
+        absent = [v for v in spec.values if v not in set(values)]
+        for value in absent:
+            problems.append(_unknown(f"{key}.equals", value, sorted(set(values)), "value"))
+        if not absent:
+            covariates[name] = values.isin(spec.values).astype(float)
     if problems:
         raise WorkflowError(str(loaded.path), problems)
     return Study(

@@ -79,10 +79,15 @@ class DataSource(_Section):
 
 
 class Indicator(_Section):
-    """A 0/1 covariate derived from a text covariate: 1 where ``covariate == equals``."""
+    """A 0/1 covariate derived from a text covariate: 1 where the value is ``equals`` (or one of)."""
 
     covariate: str
-    equals: str
+    equals: str | list[str]
+
+    @property
+    def values(self) -> list[str]:
+        """The values that count as 1."""
+        return [self.equals] if isinstance(self.equals, str) else list(self.equals)
 
 
 class DataSection(_Section):
