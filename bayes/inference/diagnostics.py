@@ -115,8 +115,16 @@ def check_gate(
         "bfmi": bool(min_bfmi >= thresholds.min_bfmi),
     }
     failures = _failure_messages(
-        checks, thresholds, max_rhat, rhat_name, min_bulk, bulk_name, min_tail, tail_name,
-        divergences, min_bfmi,
+        checks,
+        thresholds,
+        max_rhat,
+        rhat_name,
+        min_bulk,
+        bulk_name,
+        min_tail,
+        tail_name,
+        divergences,
+        min_bfmi,
     )
     return Diagnostics(
         max_rhat=max_rhat,

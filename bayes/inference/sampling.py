@@ -36,6 +36,7 @@ def sample(
     cores: int | None = None,
     progress: ProgressCallback | None = None,
     log_likelihood: bool = True,
+    var_names: list[str] | None = None,
 ) -> xr.DataTree:
     """Draw posterior samples with the pointwise log-likelihood kept for LOO.
 
@@ -59,6 +60,10 @@ def sample(
         ``progress(phase, done, total)`` reports (nutpie only).
     log_likelihood : bool
         Add the ``log_likelihood`` group.
+    var_names : list of str, optional
+        Variables kept in the posterior (default: all, including deterministics). Leaving out
+        expensive deterministics (e.g. ODE predictions, computed later with the posterior
+        predictive) saves compiling them into the sampler.
 
     Returns
     -------
@@ -69,7 +74,7 @@ def sample(
     """
     if sampler == "nutpie" and progress is not None:
         tree, timings = _sample_nutpie(
-            model, draws, tune, chains, seed, target_accept, cores, progress
+            model, draws, tune, chains, seed, target_accept, cores, progress, var_names
         )
     else:
         start = time.perf_counter()
@@ -83,6 +88,7 @@ def sample(
                 nuts_sampler=sampler,
                 progressbar=progressbar,
                 target_accept=target_accept,
+                var_names=var_names,
             )
         timings = {"sampling_seconds": time.perf_counter() - start}
     if log_likelihood:
@@ -134,18 +140,22 @@ def _sample_nutpie(
     target_accept: float,
     cores: int | None,
     progress: ProgressCallback,
+    var_names: list[str] | None,
 ) -> tuple[xr.DataTree, dict[str, float]]:
     """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings."""
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     progress("compiling", 0, 1)
-    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    compiled = nutpie.compile_pymc_model(model, backend="numba", var_names=var_names)
     compile_seconds = time.perf_counter() - start
-    log.info("compiled the model for nutpie in %.1f s", compile_seconds)
+    compile_cpu_seconds = time.process_time() - cpu
+    log.info(
+        "compiled the model for nutpie in %.1f s (%.1f s CPU)", compile_seconds, compile_cpu_seconds
+    )
     clock = _PhaseClock(tune, chains, draws, progress)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     tree = nutpie.sample(
         compiled,
         draws=draws,
@@ -160,10 +170,34 @@ def _sample_nutpie(
         target_accept=target_accept,
     )
     sampling_seconds = time.perf_counter() - start
+    sampling_cpu_seconds = time.process_time() - cpu
     patch_nutpie_idata(tree, model, sampling_time=sampling_seconds)
     return tree, {
         "compile_seconds": compile_seconds,
+        "compile_cpu_seconds": compile_cpu_seconds,
         "sampling_seconds": sampling_seconds,
+        "sampling_cpu_seconds": sampling_cpu_seconds,
         "tune_chain_seconds": clock.tune_seconds,
         "draw_chain_seconds": clock.draw_seconds,
     }
+
+
+def posterior_predictive(
+    model: pm.Model, tree: xr.DataTree, var_names: list[str], seed: int = 0
+) -> xr.DataTree:
+    """Add ``posterior_predictive`` draws of ``var_names`` (observed or deterministic) to ``tree``.
+
+    Deterministics listed (e.g. noise-free predictions) are recomputed from the posterior draws
+    in the same compiled function as the observed variables' draws.
+    """
+    start = time.perf_counter()
+    with model:
+        tree = pm.sample_posterior_predictive(
+            tree,
+            var_names=var_names,
+            random_seed=seed,
+            extend_inferencedata=True,
+            progressbar=False,
+        )
+    tree["posterior_predictive"].attrs["seconds"] = float(time.perf_counter() - start)
+    return tree

@@ -140,9 +140,7 @@ def pk_tgi_spec(
         )
     return ModelSpec(
         name=f"pk_tgi[{growth},{burden_error}]",
-        system=ODESystem(
-            states=("gut", "central", "log_burden"), parameters=parameters, rhs=rhs
-        ),
+        system=ODESystem(states=("gut", "central", "log_burden"), parameters=parameters, rhs=rhs),
         observables=observables,
         doses={dose_kind: DoseRoute("gut")},
         initial_state={"log_burden": "log_burden0"},

@@ -55,13 +55,14 @@ def write_run_figures(
         for analyte in model.spec.observables:
             jobs.append((f"PPC {analyte}", lambda a=analyte: plot_ppc_groups(tree, model, a, out)))
             jobs.append(
-                (f"trajectories {analyte}",
-                 lambda a=analyte: plot_trajectories(tree, model, a, out)),
+                (
+                    f"trajectories {analyte}",
+                    lambda a=analyte: plot_trajectories(tree, model, a, out),
+                ),
             )
         if dose_response_day is not None:
             jobs.append(
-                ("dose-response",
-                 lambda: plot_dose_response(tree, model, dose_response_day, out)),
+                ("dose-response", lambda: plot_dose_response(tree, model, dose_response_day, out)),
             )
     paths: list[Path] = []
     for name, job in jobs:
@@ -128,8 +129,9 @@ def plot_ppc_groups(tree: xr.DataTree, model: HierarchicalModel, analyte: str, o
     groups = _group_order(model)
     n = len(groups)
     cols = min(3, n)
-    fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4.2 * cols, 3 * math.ceil(n / cols)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        math.ceil(n / cols), cols, figsize=(4.2 * cols, 3 * math.ceil(n / cols)), squeeze=False
+    )
     rng = np.random.default_rng(0)
     picks = rng.choice(draws.shape[0], size=min(50, draws.shape[0]), replace=False)
     for ax, group in zip(axes.flat, groups, strict=False):
@@ -139,7 +141,9 @@ def plot_ppc_groups(tree: xr.DataTree, model: HierarchicalModel, analyte: str, o
             ax.set_title(f"{group} (too few observations)")
             continue
         lo, hi = np.nanquantile(draws[:, mask], [0.005, 0.995])
-        grid = np.linspace(min(lo, observed[mask][finite].min()), max(hi, observed[mask][finite].max()), 200)
+        grid = np.linspace(
+            min(lo, observed[mask][finite].min()), max(hi, observed[mask][finite].max()), 200
+        )
         for i in picks:
             ax.plot(grid, _kde(draws[i, mask], grid), color="tab:blue", alpha=0.15, lw=0.8)
         ax.plot(grid, _kde(observed[mask][finite], grid), color="black", lw=2, label="observed")
@@ -165,9 +169,7 @@ def _kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * z**2).sum(axis=1) / (len(values) * bandwidth * math.sqrt(2 * math.pi))
 
 
-def plot_trajectories(
-    tree: xr.DataTree, model: HierarchicalModel, analyte: str, out: Path
-) -> Path:
+def plot_trajectories(tree: xr.DataTree, model: HierarchicalModel, analyte: str, out: Path) -> Path:
     """Per-subject observed data with posterior predictive median and 50%/90% bands.
 
     Bands are of the posterior predictive (new observations) at each observed time; censored
@@ -181,8 +183,9 @@ def plot_trajectories(
     subjects = list(dict.fromkeys(rows["subject_index"]))[:MAX_SUBJECT_PANELS]
     cols = min(6, len(subjects))
     nrows = math.ceil(len(subjects) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.2 * nrows), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(2.6 * cols, 2.2 * nrows), squeeze=False, sharex=True
+    )
     for ax, index in zip(axes.flat, subjects, strict=False):
         mask = (rows["subject_index"] == index).to_numpy()
         t = rows.loc[mask, "time"].to_numpy()
@@ -203,12 +206,15 @@ def plot_trajectories(
         subject = model.design.subjects[index]
         ax.set_title(f"{subject} ({model.design.groups[index]})", fontsize=7)
         ax.tick_params(labelsize=6)
-    for ax in list(axes.flat)[len(subjects):]:
+    for ax in list(axes.flat)[len(subjects) :]:
         ax.set_visible(False)
     n_all = rows["subject_index"].nunique()
     shown = f" (first {len(subjects)} of {n_all} subjects)" if n_all > len(subjects) else ""
-    fig.suptitle(f"{analyte}: data (dots; red triangles = censored at limit), posterior "
-                 f"predictive median, 50% and 90% bands{shown}", fontsize=9)
+    fig.suptitle(
+        f"{analyte}: data (dots; red triangles = censored at limit), posterior "
+        f"predictive median, 50% and 90% bands{shown}",
+        fontsize=9,
+    )
     fig.supxlabel("time (day)", fontsize=8)
     fig.tight_layout()
     path = out / f"trajectories_{_slug(analyte)}.png"
@@ -229,10 +235,23 @@ def dose_response_table(
     """
     analyte = next(iter(model.spec.observables))
     name = f"pred_{analyte}"
-    if name not in tree["posterior"].data_vars:
+    group = next(
+        (
+            g
+            for g in ("posterior", "posterior_predictive")
+            if g in tree.children and name in tree[g].data_vars
+        ),
+        None,
+    )
+    if group is None:
         return None
     rows = _rows(model, analyte)
-    pred = tree["posterior"][name].stack(sample=("chain", "draw")).transpose(observed_dim(analyte), "sample").values
+    pred = (
+        tree[group][name]
+        .stack(sample=("chain", "draw"))
+        .transpose(observed_dim(analyte), "sample")
+        .values
+    )
     observed = _observed_scale(model, analyte, rows)
     records = []
     groups = model.study.groups.set_index("group") if not model.study.groups.empty else None
@@ -284,12 +303,27 @@ def plot_dose_response(
     fig, ax = plt.subplots(figsize=(6, 3.8))
     x = np.arange(len(table))
     median = factor(table["median"].to_numpy())
-    ax.errorbar(x, median, yerr=[median - factor(table["q5"].to_numpy()),
-                                 factor(table["q95"].to_numpy()) - median],
-                fmt="o", color="tab:blue", capsize=4, label="model: group mean (90% interval)")
-    ax.plot(x, factor(table["observed_mean"].to_numpy()), "x", color="black", ms=8,
-            label="data: group mean")
-    labels = [f"{g}\n{d:g}" if np.isfinite(d) else g for g, d in zip(table["group"], table["dose"], strict=True)]
+    ax.errorbar(
+        x,
+        median,
+        yerr=[median - factor(table["q5"].to_numpy()), factor(table["q95"].to_numpy()) - median],
+        fmt="o",
+        color="tab:blue",
+        capsize=4,
+        label="model: group mean (90% interval)",
+    )
+    ax.plot(
+        x,
+        factor(table["observed_mean"].to_numpy()),
+        "x",
+        color="black",
+        ms=8,
+        label="data: group mean",
+    )
+    labels = [
+        f"{g}\n{d:g}" if np.isfinite(d) else g
+        for g, d in zip(table["group"], table["dose"], strict=True)
+    ]
     ax.set_xticks(x, labels, fontsize=7)
     ax.axhline(0, color="grey", lw=0.8)
     unit = "% change" if log_scale else "change"

@@ -42,7 +42,8 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
         return "<p class='small'>None.</p>"
     head = "".join(
         f"<th class='text'>{html.escape(str(c))}</th>"
-        if frame[c].dtype == object else f"<th>{html.escape(str(c))}</th>"
+        if frame[c].dtype == object
+        else f"<th>{html.escape(str(c))}</th>"
         for c in frame.columns
     )
     body = []
@@ -60,20 +61,26 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
 
 def _image(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption class='small'>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption class='small'>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _verdict(diagnostics: Diagnostics) -> str:
     t = diagnostics.thresholds
-    criteria = (f"R-hat &le; {t.max_rhat}, bulk and tail ESS &ge; {t.min_ess_bulk:g} / "
-                f"{t.min_ess_tail:g}, divergences &le; {t.max_divergences}, "
-                f"E-BFMI &ge; {t.min_bfmi}")
+    criteria = (
+        f"R-hat &le; {t.max_rhat}, bulk and tail ESS &ge; {t.min_ess_bulk:g} / "
+        f"{t.min_ess_tail:g}, divergences &le; {t.max_divergences}, "
+        f"E-BFMI &ge; {t.min_bfmi}"
+    )
     if diagnostics.passed:
-        return (f"<div class='verdict pass'>Diagnostics gate PASSED ({criteria}).</div>")
+        return f"<div class='verdict pass'>Diagnostics gate PASSED ({criteria}).</div>"
     items = "".join(f"<li>{html.escape(f)}</li>" for f in diagnostics.failures)
-    return (f"<div class='verdict fail'>Diagnostics gate FAILED ({criteria}). Do not use these "
-            f"results before fixing the sampling:<ul>{items}</ul></div>")
+    return (
+        f"<div class='verdict fail'>Diagnostics gate FAILED ({criteria}). Do not use these "
+        f"results before fixing the sampling:<ul>{items}</ul></div>"
+    )
 
 
 def _diagnostics_table(d: Diagnostics) -> pd.DataFrame:
@@ -81,12 +88,27 @@ def _diagnostics_table(d: Diagnostics) -> pd.DataFrame:
     return pd.DataFrame(
         [
             ("max R-hat", d.max_rhat, f"<= {t.max_rhat}", d.checks["rhat"], d.worst_rhat_variable),
-            ("min bulk ESS", d.min_ess_bulk, f">= {t.min_ess_bulk:g}", d.checks["ess_bulk"],
-             d.worst_ess_bulk_variable),
-            ("min tail ESS", d.min_ess_tail, f">= {t.min_ess_tail:g}", d.checks["ess_tail"],
-             d.worst_ess_tail_variable),
-            ("divergences", float(d.divergences), f"<= {t.max_divergences}",
-             d.checks["divergences"], ""),
+            (
+                "min bulk ESS",
+                d.min_ess_bulk,
+                f">= {t.min_ess_bulk:g}",
+                d.checks["ess_bulk"],
+                d.worst_ess_bulk_variable,
+            ),
+            (
+                "min tail ESS",
+                d.min_ess_tail,
+                f">= {t.min_ess_tail:g}",
+                d.checks["ess_tail"],
+                d.worst_ess_tail_variable,
+            ),
+            (
+                "divergences",
+                float(d.divergences),
+                f"<= {t.max_divergences}",
+                d.checks["divergences"],
+                "",
+            ),
             ("min E-BFMI", d.min_bfmi, f">= {t.min_bfmi}", d.checks["bfmi"], ""),
         ],
         columns=["criterion", "value", "threshold", "passed", "worst variable"],
@@ -98,11 +120,17 @@ def _model_section(model: HierarchicalModel, loaded: LoadedWorkflow) -> str:
     section = loaded.workflow.model
     observables = pd.DataFrame(
         [
-            {"analyte": a, "family": o.error.family, "scale": o.error.scale,
-             "sigma": o.error.sigma, "nu": o.error.nu or "",
-             "observations": int((model.design.rows["analyte"] == a).sum()),
-             "censored (M3)": int(model.design.rows.loc[model.design.rows["analyte"] == a,
-                                                        "censored"].sum())}
+            {
+                "analyte": a,
+                "family": o.error.family,
+                "scale": o.error.scale,
+                "sigma": o.error.sigma,
+                "nu": o.error.nu or "",
+                "observations": int((model.design.rows["analyte"] == a).sum()),
+                "censored (M3)": int(
+                    model.design.rows.loc[model.design.rows["analyte"] == a, "censored"].sum()
+                ),
+            }
             for a, o in spec.observables.items()
         ]
     )
@@ -110,10 +138,12 @@ def _model_section(model: HierarchicalModel, loaded: LoadedWorkflow) -> str:
     options = json.dumps(section.options) if section.options else "defaults"
     return (
         f"<p><b>{html.escape(spec.name)}</b> (workflow model <code>{html.escape(section.kind)}"
-        f"</code>, options {html.escape(options)}). States: {html.escape(', '.join(spec.system.states))}. "
+        f"</code>, options {html.escape(options)}). "
+        f"States: {html.escape(', '.join(spec.system.states))}. "
         f"Parameters: {html.escape(', '.join(spec.parameters))}. ODE method: "
         f"{html.escape(repr(spec.method))}. Dosed event kinds: "
-        f"{html.escape(', '.join(spec.doses) or 'none')}. Covariate effects: {html.escape(effects)}. "
+        f"{html.escape(', '.join(spec.doses) or 'none')}. "
+        f"Covariate effects: {html.escape(effects)}. "
         f"Random effects are log-normal (or normal on log-scale parameters), non-centred; "
         f"{model.design.n_subjects} subjects.</p>" + _table(observables)
     )
@@ -124,27 +154,31 @@ def _excluded_section(study: Study, model: HierarchicalModel) -> str:
     if excluded.empty:
         return "<p>Nothing was excluded: every row of the data enters the model.</p>"
     counts = excluded.groupby("reason", sort=False).agg(
-        rows=("reason", "size"), subjects=("subject", "nunique"),
+        rows=("reason", "size"),
+        subjects=("subject", "nunique"),
         example=("source_row", lambda r: ""),
     )
     first = excluded.drop_duplicates("reason").set_index("reason")
-    counts["example"] = [f"{first.loc[r, 'source_file']}:{first.loc[r, 'source_row']}"
-                         for r in counts.index]
-    return ("<p>Rows excluded when reading the data and data the model does not use "
-            "(full list in <code>excluded.csv</code>):</p>" + _table(counts.reset_index()))
+    counts["example"] = [
+        f"{first.loc[r, 'source_file']}:{first.loc[r, 'source_row']}" for r in counts.index
+    ]
+    return (
+        "<p>Rows excluded when reading the data and data the model does not use "
+        "(full list in <code>excluded.csv</code>):</p>" + _table(counts.reset_index())
+    )
 
 
 def _figures_section(figures: list[Path]) -> str:
     captions = {
         "rank": "Rank plots of the population parameters (ArviZ): uniform ranks in every chain "
-                "mean the chains mix.",
+        "mean the chains mix.",
         "trace": "Traces and marginal posteriors of the population parameters (ArviZ).",
         "ppc": "Posterior predictive check per group: densities of 50 predictive draws (blue) "
-               "against the observed data (black).",
+        "against the observed data (black).",
         "trajectories": "Per-subject data with posterior predictive median and 50%/90% bands; "
-                        "censored observations as red triangles at their limit.",
+        "censored observations as red triangles at their limit.",
         "dose_response": "Change from the first observation at the dose-response day, per group: "
-                         "model (group mean, 90% interval) and data.",
+        "model (group mean, 90% interval) and data.",
     }
     parts = []
     for path in figures:
@@ -161,7 +195,7 @@ def write_run_report(
     diagnostics: Diagnostics,
     summary: pd.DataFrame,
     loo: pd.DataFrame | None,
-    timings: dict[str, float],
+    timings: pd.DataFrame,
     figures: list[Path],
 ) -> Path:
     """Write ``report.html`` and return its path."""
@@ -170,12 +204,12 @@ def write_run_report(
     workflow = loaded.workflow
     tables = summary_tables(study)
     priors = model.priors.table()
-    priors = priors[priors["parameter"].isin(
-        list(model.spec.required_priors)
-        + [f"omega_{p}" for p in model.spec.parameters]
-    )]
+    priors = priors[
+        priors["parameter"].isin(
+            list(model.spec.required_priors) + [f"omega_{p}" for p in model.spec.parameters]
+        )
+    ]
     sampler = workflow.sampler
-    timing = pd.DataFrame({"step": list(timings), "seconds": [float(v) for v in timings.values()]})
     parts = [
         f"<h1>Run report: {html.escape(workflow.name)}</h1>",
         f"<p class='small'>{html.escape(workflow.description)}<br>workflow file "
@@ -201,7 +235,9 @@ def write_run_report(
         "<h2>Leave-one-out cross-validation (PSIS-LOO)</h2>",
         _table(loo) if loo is not None else "<p>Not requested.</p>",
         "<p class='small'>Pareto k &gt; 0.7 marks observations for which PSIS-LOO is "
-        "unreliable.</p>" if loo is not None else "",
+        "unreliable.</p>"
+        if loo is not None
+        else "",
         "<h2>Posterior predictive checks and figures</h2>",
         _figures_section(figures),
         "<h2>Excluded data</h2>",
@@ -209,8 +245,13 @@ def write_run_report(
         "<h2>Provenance</h2>",
         _table(pd.DataFrame(sorted(package_versions().items()), columns=["package", "version"])),
         "<h3>Timings</h3>",
-        _table(timing, "{:.1f}"),
+        "<p class='small'>Wall and CPU seconds of each step (CPU: this process, all threads; "
+        "on a shared machine wall time is longer than CPU time). The report is written before "
+        "its own step ends.</p>",
+        _table(timings, "{:.1f}"),
     ]
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(workflow.name)}"
-            f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    page = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(workflow.name)}"
+        f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
     return atomic_write_text(path, page)

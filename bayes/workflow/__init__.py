@@ -9,7 +9,7 @@
 In the layering this package sits beside the command line (it uses :mod:`bayes.report`).
 """
 
-from bayes.workflow.folder import RunFolderExists
+from bayes.workflow.folder import RunFolderExistsError
 from bayes.workflow.schema import LoadedWorkflow, Workflow, WorkflowError, load_workflow
 
-__all__ = ["LoadedWorkflow", "RunFolderExists", "Workflow", "WorkflowError", "load_workflow"]
+__all__ = ["LoadedWorkflow", "RunFolderExistsError", "Workflow", "WorkflowError", "load_workflow"]

@@ -23,11 +23,19 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
         "divergences, E-BFMI), run posterior predictive checks and LOO, and write results.nc, "
         "summary.csv, diagnostics.json, figures/ and report.html to the run folder.",
     )
-    run.add_argument("workflow", metavar="WORKFLOW", help="workflow TOML (e.g. workflows/quickstart.toml)")
-    run.add_argument("--out", metavar="DIR", help="run folder (default: the workflow's output.folder or runs/<name>)")
+    run.add_argument(
+        "workflow", metavar="WORKFLOW", help="workflow TOML (e.g. workflows/quickstart.toml)"
+    )
+    run.add_argument(
+        "--out",
+        metavar="DIR",
+        help="run folder (default: the workflow's output.folder or runs/<name>)",
+    )
     run.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     run.add_argument("--strict", action="store_true", help="exit 1 when the diagnostics gate fails")
-    run.add_argument("--check", action="store_true", help="validate the workflow and its data, then stop")
+    run.add_argument(
+        "--check", action="store_true", help="validate the workflow and its data, then stop"
+    )
     run.set_defaults(handler=_run)
     compare = commands.add_parser(
         "compare",
@@ -36,13 +44,22 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
         "(ArviZ compare: ELPD, SE, differences, weights, Pareto-k warnings).",
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (two or more)")
-    compare.add_argument("--out", metavar="DIR", help="where to write compare.csv and compare.png (default: current folder)")
-    compare.add_argument("--var", action="append", metavar="NAME", help="observed variable(s) to compare on (default: all common ones)")
+    compare.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write compare.csv and compare.png (default: current folder)",
+    )
+    compare.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME",
+        help="observed variable(s) to compare on (default: all common ones)",
+    )
     compare.set_defaults(handler=_compare)
 
 
 def _guarded(function, args: argparse.Namespace) -> int:
-    from bayes.workflow.folder import RunFolderExists
+    from bayes.workflow.folder import RunFolderExistsError
     from bayes.workflow.schema import WorkflowError
 
     try:
@@ -52,12 +69,14 @@ def _guarded(function, args: argparse.Namespace) -> int:
         n = len(exc.problems)
         print(f"error: {n} problem{'s' if n != 1 else ''} in the workflow", file=sys.stderr)
         return EXIT_INPUT
-    except RunFolderExists as exc:
+    except RunFolderExistsError as exc:
         print(f"cytofactory: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("\ninterrupted: no run folder was written (partial output in *.incomplete)",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: no run folder was written (partial output in *.incomplete)",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
 
 
@@ -81,8 +100,10 @@ def _run_unguarded(args: argparse.Namespace) -> int:
     d = result.diagnostics
     verdict = "PASSED" if d.passed else "FAILED: " + "; ".join(d.failures)
     print(f"diagnostics gate {verdict}")
-    print(f"wrote {result.folder} ({result.timings.get('total', 0):.0f} s); "
-          f"report: {result.folder / 'report.html'}")
+    print(
+        f"wrote {result.folder} ({result.timings.get('total', 0):.0f} s); "
+        f"report: {result.folder / 'report.html'}"
+    )
     if not d.passed and args.strict:
         return EXIT_FAILED
     return EXIT_OK
@@ -103,8 +124,21 @@ def _compare_unguarded(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as exc:
         print(f"cytofactory: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    columns = [c for c in ("rank", "elpd", "se", "elpd_diff", "dse", "p", "weight",
-                           "n_pareto_k_above_0.7", "warning") if c in table.columns]
+    columns = [
+        c
+        for c in (
+            "rank",
+            "elpd",
+            "se",
+            "elpd_diff",
+            "dse",
+            "p",
+            "weight",
+            "n_pareto_k_above_0.7",
+            "warning",
+        )
+        if c in table.columns
+    ]
     print(table[columns].to_string())
     for path in paths:
         print(f"wrote {path}")

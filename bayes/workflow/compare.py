@@ -31,7 +31,10 @@ def load_run(folder: Path) -> xr.DataTree:
 
 
 def _labels(folders: Sequence[Path], trees: Sequence[xr.DataTree]) -> list[str]:
-    labels = [tree.attrs.get("workflow") or folder.name for folder, tree in zip(folders, trees, strict=True)]
+    labels = [
+        tree.attrs.get("workflow") or folder.name
+        for folder, tree in zip(folders, trees, strict=True)
+    ]
     if len(set(labels)) < len(labels):
         labels = [str(folder) for folder in folders]
     return labels

@@ -17,7 +17,7 @@ from pathlib import Path
 INCOMPLETE_SUFFIX = ".incomplete"
 
 
-class RunFolderExists(FileExistsError):
+class RunFolderExistsError(FileExistsError):
     """The output folder exists and overwriting was not asked for."""
 
 
@@ -49,7 +49,7 @@ class RunFolder:
 
     Raises
     ------
-    RunFolderExists
+    RunFolderExistsError
         If ``final`` exists and ``overwrite`` is false (checked before any work starts).
     """
 
@@ -57,7 +57,7 @@ class RunFolder:
         self.final = Path(final)
         self.overwrite = overwrite
         if self.final.exists() and not overwrite:
-            raise RunFolderExists(
+            raise RunFolderExistsError(
                 f"{self.final} exists; choose another --out or pass --overwrite to replace it"
             )
         self.staging = self.final.with_name(self.final.name + INCOMPLETE_SUFFIX)
@@ -79,7 +79,7 @@ class RunFolder:
         """Move the complete staging folder to its final place and return it."""
         if self.final.exists():
             if not self.overwrite:
-                raise RunFolderExists(f"{self.final} appeared while running; not replacing it")
+                raise RunFolderExistsError(f"{self.final} appeared while running; not replacing it")
             old = self.final.with_name(self.final.name + ".replaced")
             if old.exists():
                 shutil.rmtree(old)

@@ -81,7 +81,10 @@ def _select_groups(loaded: LoadedWorkflow, study: Study) -> Study:
     section = loaded.workflow.data
     present = list(dict.fromkeys(study.observations["group"]))
     problems = []
-    for name, listed in (("groups", section.groups or []), ("exclude_groups", section.exclude_groups)):
+    for name, listed in (
+        ("groups", section.groups or []),
+        ("exclude_groups", section.exclude_groups),
+    ):
         for i, group in enumerate(listed):
             if group not in present:
                 problems.append(_unknown(f"data.{name}[{i}]", group, present, "group"))
@@ -206,14 +209,20 @@ def build_model(loaded: LoadedWorkflow, study: Study) -> HierarchicalModel:
         ]
         raise WorkflowError(origin, problems) from exc
     if not isinstance(spec, ModelSpec):
-        raise WorkflowError(origin, [("model.kind", f"returned {type(spec).__name__}, not a ModelSpec")])
+        raise WorkflowError(
+            origin, [("model.kind", f"returned {type(spec).__name__}, not a ModelSpec")]
+        )
     priors = PriorSet.load(loaded.resolve(loaded.workflow.priors), required=spec.required_priors)
     problems = []
     for i, effect in enumerate(section.effects):
         if effect.parameter not in spec.parameters:
             problems.append(
-                _unknown(f"model.effects[{i}].parameter", effect.parameter, list(spec.parameters),
-                         "parameter")
+                _unknown(
+                    f"model.effects[{i}].parameter",
+                    effect.parameter,
+                    list(spec.parameters),
+                    "parameter",
+                )
             )
         numeric = [c for c in study.covariates.columns if c != "subject"]
         if effect.covariate not in numeric:
@@ -224,7 +233,9 @@ def build_model(loaded: LoadedWorkflow, study: Study) -> HierarchicalModel:
         raise WorkflowError(origin, problems)
     effects = [CovariateEffect(**e.model_dump()) for e in section.effects]
     try:
-        return HierarchicalModel(spec, priors, study, effects=effects, correlated=section.correlated)
+        return HierarchicalModel(
+            spec, priors, study, effects=effects, correlated=section.correlated
+        )
     except ValueError as exc:
         raise WorkflowError(origin, [("model", str(exc))]) from exc
 

@@ -47,8 +47,9 @@ class ProgressBar:
         decile = int(fraction * 10)
         if decile > self.logged_decile and total > 1:
             self.logged_decile = decile
-            self.logger.debug("%s: %d/%d (%.0f%%) after %.0f s", phase, done, total,
-                              100 * fraction, elapsed)
+            self.logger.debug(
+                "%s: %d/%d (%.0f%%) after %.0f s", phase, done, total, 100 * fraction, elapsed
+            )
 
     def finish(self) -> None:
         """End the current bar's line."""

@@ -1,4 +1,4 @@
-"""Run a workflow end to end: data -> model -> NUTS -> log-likelihood -> PPC -> gate -> LOO -> folder.
+"""Run a workflow: data -> model -> NUTS -> log-likelihood -> PPC -> gate -> LOO -> run folder.
 
 The run folder (see :mod:`bayes.workflow.folder`) holds ``results.nc`` (one DataTree: posterior,
 sample_stats, log_likelihood, posterior_predictive, observed_data, constant_data; resolved
@@ -28,7 +28,7 @@ import xarray as xr
 
 from bayes.inference.diagnostics import Diagnostics, check_gate
 from bayes.inference.loo import loo_table
-from bayes.inference.sampling import sample
+from bayes.inference.sampling import posterior_predictive, sample
 from bayes.models import HierarchicalModel
 from bayes.models.hierarchical import observed_name, study_hash
 from bayes.models.priors import omega_name
@@ -40,7 +40,14 @@ from bayes.workflow.schema import LoadedWorkflow
 log = logging.getLogger("bayes.workflow")
 
 VERSIONED_PACKAGES = (
-    "cytokine-factory-bayes", "pymc", "pytensor", "arviz", "nutpie", "numpy", "xarray", "numba",
+    "cytokine-factory-bayes",
+    "pymc",
+    "pytensor",
+    "arviz",
+    "nutpie",
+    "numpy",
+    "xarray",
+    "numba",
 )
 SUMMARY_INTERVAL = 0.90
 
@@ -56,21 +63,46 @@ class RunResult:
 
 
 class Stopwatch:
-    """Named wall-clock timings of the run's steps."""
+    """Named wall-clock and CPU timings of the run's steps.
+
+    CPU seconds (this process, all threads) tell what a step costs on a machine shared with other
+    work, where wall time is inflated: a single-threaded step (compilation) takes about its CPU
+    time on an idle machine.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self.details: list[dict[str, Any]] = []
+
+    def table(self) -> pd.DataFrame:
+        """Return ``step, wall_seconds, cpu_seconds``; sampler details follow the sample step."""
+        rows = []
+        for name, wall in self.seconds.items():
+            rows.append(
+                {
+                    "step": name,
+                    "wall_seconds": wall,
+                    "cpu_seconds": self.cpu_seconds.get(name, np.nan),
+                }
+            )
+            if name == "sample":
+                rows += self.details
+        return pd.DataFrame(rows, columns=["step", "wall_seconds", "cpu_seconds"])
 
     @contextmanager
     def step(self, name: str):
         """Time the enclosed block as ``name`` and log its start and duration."""
         log.info("%s ...", name)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-            log.debug("%s took %.1f s", name, self.seconds[name])
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - cpu
+            log.debug(
+                "%s took %.1f s (%.1f s CPU)", name, self.seconds[name], self.cpu_seconds[name]
+            )
 
 
 def package_versions() -> dict[str, str]:
@@ -93,6 +125,23 @@ def population_variables(model: HierarchicalModel) -> list[str]:
     names += [omega_name(p) for p in model.spec.parameters]
     names += [f"beta_{e.parameter}_{e.covariate}" for e in model.effects]
     return [n for n in dict.fromkeys(names) if n in named]
+
+
+def kept_variables(model: HierarchicalModel) -> list[str]:
+    """Return the posterior variables the sampler stores: all but the ODE predictions.
+
+    The predictions ``pred_<analyte>`` need the ODE solution; they are computed once, with the
+    posterior predictive draws, instead of being compiled into the sampler as well.
+    """
+    deterministics = [d.name for d in model.model.deterministics]
+    return free_variables(model) + [d for d in deterministics if not d.startswith("pred_")]
+
+
+def prediction_variables(model: HierarchicalModel) -> list[str]:
+    """Return the observed variables and noise-free predictions drawn for the PPC."""
+    names = [observed_name(a) for a in model.spec.observables]
+    preds = [f"pred_{a}" for a in model.spec.observables]
+    return names + [p for p in preds if p in model.model.named_vars]
 
 
 def free_variables(model: HierarchicalModel) -> list[str]:
@@ -182,7 +231,7 @@ def run_workflow(
 
     Raises
     ------
-    bayes.workflow.folder.RunFolderExists
+    bayes.workflow.folder.RunFolderExistsError
         If the output exists and ``overwrite`` is false (before any work).
     """
     folder = RunFolder(out or default_output(loaded), overwrite=overwrite)
@@ -204,7 +253,7 @@ def run_workflow(
 def _run_in(folder: RunFolder, loaded: LoadedWorkflow, progress: ProgressBar) -> RunResult:
     workflow = loaded.workflow
     clock = Stopwatch()
-    total_start = time.perf_counter()
+    total_start, total_cpu = time.perf_counter(), time.process_time()
     log.info("workflow %s (%s)", workflow.name, loaded.path)
     shutil.copyfile(loaded.path, folder.path("workflow.toml"))
     with clock.step("load data"):
@@ -213,25 +262,32 @@ def _run_in(folder: RunFolder, loaded: LoadedWorkflow, progress: ProgressBar) ->
     with clock.step("build model"):
         model = build_model(loaded, study)
         _ = model.model
-        log.info("model %s: %d subjects, %d free variables", model.spec.name,
-                 model.design.n_subjects, len(model.model.free_RVs))
+        log.info(
+            "model %s: %d subjects, %d free variables",
+            model.spec.name,
+            model.design.n_subjects,
+            len(model.model.free_RVs),
+        )
     s = workflow.sampler
     with clock.step("sample"):
         tree = sample(
-            model.model, draws=s.draws, tune=s.tune, chains=s.chains, seed=s.seed,
-            target_accept=s.target_accept, sampler=s.backend, cores=s.cores,
+            model.model,
+            draws=s.draws,
+            tune=s.tune,
+            chains=s.chains,
+            seed=s.seed,
+            target_accept=s.target_accept,
+            sampler=s.backend,
+            cores=s.cores,
             progress=progress if s.backend == "nutpie" else None,
             progressbar=progress.tty,
+            var_names=kept_variables(model),
         )
         progress.finish()
-    stats = tree["sample_stats"].attrs
-    for key in ("compile_seconds", "tune_chain_seconds", "draw_chain_seconds",
-                "log_likelihood_seconds"):
-        if key in stats:
-            clock.seconds[f"sample: {key.replace('_seconds', '')}"] = float(stats[key])
+    clock.details = _sampler_details(tree["sample_stats"].attrs)
     if workflow.checks.ppc:
         with clock.step("posterior predictive"):
-            tree = model.sample_posterior_predictive(tree, seed=s.seed + 1)
+            tree = posterior_predictive(model.model, tree, prediction_variables(model), s.seed + 1)
     with clock.step("diagnostics"):
         diagnostics = check_gate(tree, workflow.checks.gate, free_variables(model))
         _log_verdict(diagnostics)
@@ -252,28 +308,64 @@ def _run_in(folder: RunFolder, loaded: LoadedWorkflow, progress: ProgressBar) ->
             )
             files += figures
     clock.seconds["total"] = time.perf_counter() - total_start
+    clock.cpu_seconds["total"] = time.process_time() - total_cpu
     with clock.step("report"):
         from bayes.report.run_report import write_run_report
 
         report = write_run_report(
-            folder.path("report.html"), loaded, study, model, diagnostics, summary, loo,
-            clock.seconds, [f for f in files if f.suffix == ".png"],
+            folder.path("report.html"),
+            loaded,
+            study,
+            model,
+            diagnostics,
+            summary,
+            loo,
+            clock.table(),
+            [f for f in files if f.suffix == ".png"],
         )
         files.append(report)
     clock.seconds["total"] = time.perf_counter() - total_start
-    _write_results(folder, loaded, study, model, tree, diagnostics, clock.seconds)
+    clock.cpu_seconds["total"] = time.process_time() - total_cpu
+    _write_results(folder, loaded, study, model, tree, diagnostics, clock.table())
     files.append(folder.path("results.nc"))
-    log.info("timings (s): %s", ", ".join(f"{k} {v:.1f}" for k, v in clock.seconds.items()))
-    return RunResult(folder=folder.staging, diagnostics=diagnostics, timings=clock.seconds,
-                     files=files)
+    log.info("timings:\n%s", clock.table().to_string(index=False, float_format="%.1f"))
+    return RunResult(
+        folder=folder.staging, diagnostics=diagnostics, timings=clock.seconds, files=files
+    )
+
+
+def _sampler_details(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the timing table from the sampler's recorded timings."""
+    rows = []
+    for label, wall, cpu in (
+        ("  compile (nutpie, numba)", "compile_seconds", "compile_cpu_seconds"),
+        ("  sampling (tune + draws)", "sampling_seconds", "sampling_cpu_seconds"),
+        ("    tuning, chain-seconds", "tune_chain_seconds", None),
+        ("    draws, chain-seconds", "draw_chain_seconds", None),
+        ("  pointwise log-likelihood", "log_likelihood_seconds", None),
+    ):
+        if wall in stats:
+            rows.append(
+                {
+                    "step": label,
+                    "wall_seconds": float(stats[wall]),
+                    "cpu_seconds": float(stats[cpu]) if cpu and cpu in stats else np.nan,
+                }
+            )
+    return rows
 
 
 def _log_verdict(diagnostics: Diagnostics) -> None:
     if diagnostics.passed:
-        log.info("diagnostics gate PASSED (max R-hat %.3f, min ESS bulk %.0f / tail %.0f, "
-                 "%d divergences, min E-BFMI %.2f)", diagnostics.max_rhat,
-                 diagnostics.min_ess_bulk, diagnostics.min_ess_tail, diagnostics.divergences,
-                 diagnostics.min_bfmi)
+        log.info(
+            "diagnostics gate PASSED (max R-hat %.3f, min ESS bulk %.0f / tail %.0f, "
+            "%d divergences, min E-BFMI %.2f)",
+            diagnostics.max_rhat,
+            diagnostics.min_ess_bulk,
+            diagnostics.min_ess_tail,
+            diagnostics.divergences,
+            diagnostics.min_bfmi,
+        )
     else:
         log.warning("diagnostics gate FAILED: %s", "; ".join(diagnostics.failures))
 
@@ -286,8 +378,9 @@ def _loo(tree: xr.DataTree, model: HierarchicalModel) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     flagged = int(table.loc[0, "n_pareto_k_above_0.7"])
     if flagged:
-        log.warning("LOO: %d observations with Pareto k > 0.7 (PSIS-LOO unreliable for them)",
-                    flagged)
+        log.warning(
+            "LOO: %d observations with Pareto k > 0.7 (PSIS-LOO unreliable for them)", flagged
+        )
     return table
 
 
@@ -330,7 +423,7 @@ def _write_results(folder, loaded, study, model, tree, diagnostics, timings) -> 
             "seed": int(workflow.sampler.seed),
             "sampler": workflow.sampler.backend,
             "diagnostics_passed": int(diagnostics.passed),
-            "timings_seconds": json.dumps(timings, sort_keys=True),
+            "timings_seconds": timings.to_json(orient="records"),
         }
     )
     path = folder.path("results.nc")

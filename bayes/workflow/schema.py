@@ -42,7 +42,12 @@ from bayes.inference.diagnostics import GateThresholds
 
 Backend = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 DataFormat = Literal["tidy", "nonmem", "mapped", "netcdf"]
-_BACKEND_MODULES = {"nutpie": "nutpie", "pymc": "pymc", "numpyro": "numpyro", "blackjax": "blackjax"}
+_BACKEND_MODULES = {
+    "nutpie": "nutpie",
+    "pymc": "pymc",
+    "numpyro": "numpyro",
+    "blackjax": "blackjax",
+}
 
 
 class WorkflowError(ValueError):
@@ -59,8 +64,10 @@ class WorkflowError(ValueError):
     def __init__(self, origin: str, problems: list[tuple[str, str]]) -> None:
         self.origin = origin
         self.problems = problems
-        lines = [f"{origin}: {key}: {message}" if key else f"{origin}: {message}"
-                 for key, message in problems]
+        lines = [
+            f"{origin}: {key}: {message}" if key else f"{origin}: {message}"
+            for key, message in problems
+        ]
         super().__init__("\n".join(lines))
 
 
@@ -79,7 +86,7 @@ class DataSource(_Section):
 
 
 class Indicator(_Section):
-    """A 0/1 covariate derived from a text covariate: 1 where the value is ``equals`` (or one of)."""
+    """A 0/1 covariate from a text covariate: 1 where the value is ``equals`` (or one of them)."""
 
     covariate: str
     equals: str | list[str]

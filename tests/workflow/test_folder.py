@@ -4,7 +4,12 @@ import os
 
 import pytest
 
-from bayes.workflow.folder import INCOMPLETE_SUFFIX, RunFolder, RunFolderExists, atomic_write_text
+from bayes.workflow.folder import (
+    INCOMPLETE_SUFFIX,
+    RunFolder,
+    RunFolderExistsError,
+    atomic_write_text,
+)
 
 
 def test_folder_appears_only_on_commit(tmp_path):
@@ -22,7 +27,7 @@ def test_existing_run_is_refused_before_any_work(tmp_path):
     final = tmp_path / "a"
     final.mkdir()
     (final / "results.nc").write_text("old")
-    with pytest.raises(RunFolderExists, match="--overwrite"):
+    with pytest.raises(RunFolderExistsError, match="--overwrite"):
         RunFolder(final)
     assert (final / "results.nc").read_text() == "old"
 

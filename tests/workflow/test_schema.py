@@ -39,7 +39,12 @@ def problems(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "name", sorted(p.name for p in WORKFLOWS.glob("*.toml") if p.name not in {"human_dosing.toml", "trial_design.toml"})
+    "name",
+    sorted(
+        p.name
+        for p in WORKFLOWS.glob("*.toml")
+        if p.name not in {"human_dosing.toml", "trial_design.toml"}
+    ),
 )
 def test_shipped_workflows_validate(name):
     if name in REAL and not SHARED.is_dir():
@@ -66,14 +71,17 @@ def test_misspelled_key_is_named_with_its_path_and_a_suggestion(tmp_path):
 
 
 def test_unknown_top_level_and_nested_list_keys(tmp_path):
-    text = ORAL.replace('[[data.sources]]\n', '[[data.sources]]\nformt = "tidy"\n')
+    text = ORAL.replace("[[data.sources]]\n", '[[data.sources]]\nformt = "tidy"\n')
     found = problems(write(tmp_path, "outptu = 1\n" + text))
-    assert "data.sources[0].formt" in found and "did you mean 'format'" in found["data.sources[0].formt"]
+    assert (
+        "data.sources[0].formt" in found
+        and "did you mean 'format'" in found["data.sources[0].formt"]
+    )
     assert "outptu" in found and "did you mean 'output'" in found["outptu"]
 
 
 def test_wrong_type_is_named(tmp_path):
-    found = problems(write(tmp_path, ORAL + "[sampler]\ndraws = \"many\"\ntarget_accept = 1.5\n"))
+    found = problems(write(tmp_path, ORAL + '[sampler]\ndraws = "many"\ntarget_accept = 1.5\n'))
     assert "integer" in found["sampler.draws"]
     assert "less than 1" in found["sampler.target_accept"]
 
@@ -154,7 +162,9 @@ options = {{ growht = "gompertz" }}
 def test_unresolvable_model_kind(tmp_path):
     text = ORAL.replace("oral_1cpt.py:oral_one_compartment", "oral_1cpt.py:nothing")
     assert "has no function 'nothing'" in problems(write(tmp_path, text))["model.kind"]
-    text = ORAL.replace("{root}/workflows/models/oral_1cpt.py:oral_one_compartment", "no_such_mod:f")
+    text = ORAL.replace(
+        "{root}/workflows/models/oral_1cpt.py:oral_one_compartment", "no_such_mod:f"
+    )
     assert "cannot import" in problems(write(tmp_path, text, "b.toml"))["model.kind"]
 
 
