@@ -94,7 +94,7 @@ def compare_fits(
     names = list(var_names) if var_names is not None else _common_variables(fits)
     _check_same_observations(fits, names)
     joined = {label: joined_log_likelihood(tree, names) for label, tree in fits.items()}
-    table = az.compare(joined, var_name="joined")
+    table = az.compare(joined, var_name="joined", round_to="none")
     counts = {label: loo_table(tree, names) for label, tree in fits.items()}
     table["n_pareto_k_above_0.7"] = [counts[i]["n_pareto_k_above_0.7"] for i in table.index]
     table["max_pareto_k"] = [counts[i]["max_pareto_k"] for i in table.index]
