@@ -73,9 +73,14 @@ def sample(
         ``sample_stats.attrs``.
     """
     if sampler == "nutpie" and progress is not None:
+        pointwise = add_pointwise_log_likelihood(model) if log_likelihood else {}
+        kept = None if var_names is None else [*var_names, *pointwise]
         tree, timings = _sample_nutpie(
-            model, draws, tune, chains, seed, target_accept, cores, progress, var_names
+            model, draws, tune, chains, seed, target_accept, cores, progress, kept
         )
+        if pointwise:
+            tree = _move_to_log_likelihood(tree, pointwise)
+            log_likelihood = False
     else:
         start = time.perf_counter()
         with model:
@@ -99,6 +104,40 @@ def sample(
         timings["log_likelihood_seconds"] = time.perf_counter() - start
     for key, value in timings.items():
         tree["sample_stats"].attrs[key] = float(value)
+    return tree
+
+
+POINTWISE_PREFIX = "pointwise_log_likelihood__"
+
+
+def add_pointwise_log_likelihood(model: pm.Model) -> dict[str, str]:
+    """Add each observed variable's elementwise log-density as a deterministic of ``model``.
+
+    With nutpie the deterministics are computed by the sampler's own compiled function from the
+    draws, so the likelihood (e.g. an ODE solution) is not compiled a second time for
+    :func:`pymc.compute_log_likelihood`. Idempotent.
+
+    Returns
+    -------
+    dict of str to str
+        Deterministic name -> observed variable name.
+    """
+    added = {}
+    for rv in model.observed_RVs:
+        name = f"{POINTWISE_PREFIX}{rv.name}"
+        if name not in model.named_vars:
+            with model:
+                logp = pm.logp(rv, model.rvs_to_values[rv])
+                pm.Deterministic(name, logp, dims=model.named_vars_to_dims.get(rv.name))
+        added[name] = rv.name
+    return added
+
+
+def _move_to_log_likelihood(tree: xr.DataTree, pointwise: dict[str, str]) -> xr.DataTree:
+    posterior = tree["posterior"].to_dataset()
+    group = xr.Dataset({observed: posterior[name] for name, observed in pointwise.items()})
+    tree["posterior"] = xr.DataTree(posterior.drop_vars(list(pointwise)))
+    tree["log_likelihood"] = xr.DataTree(group)
     return tree
 
 

@@ -130,7 +130,10 @@ def plot_ppc_groups(tree: xr.DataTree, model: HierarchicalModel, analyte: str, o
     n = len(groups)
     cols = min(3, n)
     fig, axes = plt.subplots(
-        math.ceil(n / cols), cols, figsize=(max(6.0, 4.2 * cols), 3 * math.ceil(n / cols)), squeeze=False
+        math.ceil(n / cols),
+        cols,
+        figsize=(max(6.0, 4.2 * cols), 3 * math.ceil(n / cols)),
+        squeeze=False,
     )
     rng = np.random.default_rng(0)
     picks = rng.choice(draws.shape[0], size=min(50, draws.shape[0]), replace=False)

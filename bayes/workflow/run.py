@@ -127,21 +127,14 @@ def population_variables(model: HierarchicalModel) -> list[str]:
     return [n for n in dict.fromkeys(names) if n in named]
 
 
-def kept_variables(model: HierarchicalModel) -> list[str]:
-    """Return the posterior variables the sampler stores: all but the ODE predictions.
-
-    The predictions ``pred_<analyte>`` need the ODE solution; they are computed once, with the
-    posterior predictive draws, instead of being compiled into the sampler as well.
-    """
-    deterministics = [d.name for d in model.model.deterministics]
-    return free_variables(model) + [d for d in deterministics if not d.startswith("pred_")]
-
-
 def prediction_variables(model: HierarchicalModel) -> list[str]:
-    """Return the observed variables and noise-free predictions drawn for the PPC."""
-    names = [observed_name(a) for a in model.spec.observables]
-    preds = [f"pred_{a}" for a in model.spec.observables]
-    return names + [p for p in preds if p in model.model.named_vars]
+    """Return the observed variables drawn for the posterior predictive check.
+
+    The noise-free predictions ``pred_<analyte>`` are stored by the sampler (computed with the
+    pointwise log-likelihood in one function), so PyMC reuses them instead of solving the ODE
+    again.
+    """
+    return [observed_name(a) for a in model.spec.observables]
 
 
 def free_variables(model: HierarchicalModel) -> list[str]:
@@ -281,7 +274,6 @@ def _run_in(folder: RunFolder, loaded: LoadedWorkflow, progress: ProgressBar) ->
             cores=s.cores,
             progress=progress if s.backend == "nutpie" else None,
             progressbar=progress.tty,
-            var_names=kept_variables(model),
         )
         progress.finish()
     clock.details = _sampler_details(tree["sample_stats"].attrs)
