@@ -16,6 +16,8 @@ from typing import Literal
 
 import pymc as pm
 import xarray as xr
+from pytensor.graph.replace import graph_replace
+from pytensor.tensor.variable import TensorVariable
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 ProgressCallback = Callable[[str, int, int], None]
@@ -127,10 +129,27 @@ def add_pointwise_log_likelihood(model: pm.Model) -> dict[str, str]:
         name = f"{POINTWISE_PREFIX}{rv.name}"
         if name not in model.named_vars:
             with model:
-                logp = pm.logp(rv, model.rvs_to_values[rv])
-                pm.Deterministic(name, logp, dims=model.named_vars_to_dims.get(rv.name))
+                pm.Deterministic(
+                    name, _logp_of_rvs(model, rv), dims=model.named_vars_to_dims.get(rv.name)
+                )
         added[name] = rv.name
     return added
+
+
+def _logp_of_rvs(model: pm.Model, observed_rv) -> TensorVariable:
+    """Elementwise log-density of an observed variable as a graph of the model's free RVs.
+
+    ``model.logp`` gives it in terms of (transformed) value variables; each value variable is
+    replaced by the forward-transformed random variable, so the expression can be a
+    deterministic that the sampler evaluates at every draw.
+    """
+    logp = model.logp(vars=[observed_rv], sum=False)[0]
+    replacements = {}
+    for rv in model.free_RVs:
+        value = model.rvs_to_values[rv]
+        transform = model.rvs_to_transforms.get(rv)
+        replacements[value] = rv if transform is None else transform.forward(rv, *rv.owner.inputs)
+    return graph_replace(logp, replacements, strict=False)
 
 
 def _move_to_log_likelihood(tree: xr.DataTree, pointwise: dict[str, str]) -> xr.DataTree:
