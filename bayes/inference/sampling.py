@@ -189,6 +189,22 @@ class _PhaseClock:
         self.progress("sampling", done, self.chains * (self.tune + self.draws))
 
 
+def _raise_if_interrupted(tree: xr.DataTree, chains: int, draws: int) -> None:
+    """Re-raise Ctrl-C: nutpie catches it and returns the draws so far as if complete."""
+    posterior = tree["posterior"] if "posterior" in tree.children else None
+    sizes = {} if posterior is None else dict(posterior.sizes)
+    complete = sizes.get("chain") == chains and sizes.get("draw") == draws
+    if complete:
+        stats = tree["sample_stats"].to_dataset()
+        if "energy" in stats and stats["energy"].isnull().any():
+            complete = False
+    if not complete:
+        raise KeyboardInterrupt(
+            f"sampling interrupted: {sizes.get('chain', 0)} chains x {sizes.get('draw', 0)} "
+            f"draws of {chains} x {draws}"
+        )
+
+
 def _sample_nutpie(
     model: pm.Model,
     draws: int,
@@ -229,6 +245,7 @@ def _sample_nutpie(
     )
     sampling_seconds = time.perf_counter() - start
     sampling_cpu_seconds = time.process_time() - cpu
+    _raise_if_interrupted(tree, chains, draws)
     patch_nutpie_idata(tree, model, sampling_time=sampling_seconds)
     return tree, {
         "compile_seconds": compile_seconds,
