@@ -49,3 +49,24 @@ def test_pointwise_log_likelihood_matches_pymc(censored_model):
     assert calls[-1][1] <= calls[-1][2] == 2 * 200
     again = sample(censored_model, draws=100, tune=100, chains=2, seed=1, progress=lambda *a: None)
     np.testing.assert_array_equal(again["posterior"]["mu"].values, tree["posterior"]["mu"].values)
+
+
+def test_an_interrupted_nutpie_trace_is_not_taken_as_complete():
+    import xarray as xr
+
+    from bayes.inference.sampling import _raise_if_interrupted
+
+    def tree(chains, draws, energy=0.0):
+        dims = ("chain", "draw")
+        return xr.DataTree.from_dict(
+            {
+                "posterior": xr.Dataset({"mu": (dims, np.zeros((chains, draws)))}),
+                "sample_stats": xr.Dataset({"energy": (dims, np.full((chains, draws), energy))}),
+            }
+        )
+
+    _raise_if_interrupted(tree(2, 100), 2, 100)  # complete: no error
+    with pytest.raises(KeyboardInterrupt, match="2 chains x 40 draws of 2 x 100"):
+        _raise_if_interrupted(tree(2, 40), 2, 100)
+    with pytest.raises(KeyboardInterrupt):
+        _raise_if_interrupted(tree(2, 100, energy=np.nan), 2, 100)
