@@ -54,6 +54,7 @@ def write_run_figures(
     if "posterior_predictive" in tree.children:
         for analyte in model.spec.observables:
             jobs.append((f"PPC {analyte}", lambda a=analyte: plot_ppc_groups(tree, model, a, out)))
+            jobs.append((f"ArviZ PPC {analyte}", lambda a=analyte: plot_ppc_arviz(tree, a, out)))
             jobs.append(
                 (
                     f"trajectories {analyte}",
@@ -93,6 +94,16 @@ def plot_trace(tree: xr.DataTree, model: HierarchicalModel, path: Path) -> Path:
 
     pc = az.plot_trace_dist(tree, var_names=_population(model, tree), backend="matplotlib")
     pc.savefig(path, dpi=70)
+    return path
+
+
+def plot_ppc_arviz(tree: xr.DataTree, analyte: str, out: Path) -> Path:
+    """ArviZ ``plot_ppc_dist`` of one observed variable over all groups."""
+    import arviz as az
+
+    pc = az.plot_ppc_dist(tree, var_names=[observed_name(analyte)], backend="matplotlib")
+    path = out / f"ppc_arviz_{_slug(analyte)}.png"
+    pc.savefig(path, dpi=80)
     return path
 
 

@@ -173,6 +173,7 @@ def _figures_section(figures: list[Path]) -> str:
         "rank": "Rank plots of the population parameters (ArviZ): uniform ranks in every chain "
         "mean the chains mix.",
         "trace": "Traces and marginal posteriors of the population parameters (ArviZ).",
+        "ppc_arviz": "Posterior predictive check over all observations (ArviZ plot_ppc_dist).",
         "ppc": "Posterior predictive check per group: densities of 50 predictive draws (blue) "
         "against the observed data (black).",
         "trajectories": "Per-subject data with posterior predictive median and 50%/90% bands; "
