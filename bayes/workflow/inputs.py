@@ -250,8 +250,7 @@ def _check_options(loaded: LoadedWorkflow, function: Callable[..., ModelSpec]) -
         parameters = inspect.signature(function).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return
-        allowed = [name for name in parameters if name != "study"][0:]
-        allowed = [n for n in allowed if n != next(iter(parameters))]
+        allowed = list(parameters)[1:]  # the first parameter receives the study
     problems = []
     for key in options:
         if key not in allowed:
