@@ -200,6 +200,8 @@ def write_run_report(
     figures: list[Path],
 ) -> Path:
     """Write ``report.html`` and return its path."""
+    from bayes.models.hierarchical import study_hash
+    from bayes.workflow.inputs import file_sha256, input_files
     from bayes.workflow.run import package_versions
 
     workflow = loaded.workflow
@@ -244,6 +246,14 @@ def write_run_report(
         "<h2>Excluded data</h2>",
         _excluded_section(study, model),
         "<h2>Provenance</h2>",
+        f"<p>Seed {sampler.seed}; study content hash (SHA-256 of the modelled tables) "
+        f"<code>{study_hash(study)}</code>. Input files (SHA-256):</p>",
+        _table(
+            pd.DataFrame(
+                [(key, str(path), file_sha256(path)) for key, path in input_files(loaded).items()],
+                columns=["workflow key", "file", "sha256"],
+            )
+        ),
         _table(pd.DataFrame(sorted(package_versions().items()), columns=["package", "version"])),
         "<h3>Timings</h3>",
         "<p class='small'>Wall and CPU seconds of each step (CPU: this process, all threads; "
