@@ -26,16 +26,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes.data import DataError
 from bayes.inference.diagnostics import Diagnostics, check_gate
 from bayes.inference.loo import loo_table
 from bayes.inference.sampling import posterior_predictive, sample
 from bayes.models import HierarchicalModel
 from bayes.models.hierarchical import observed_name, study_hash
-from bayes.models.priors import omega_name
+from bayes.models.priors import PriorError, omega_name
 from bayes.workflow.folder import RunFolder, atomic_write_text
 from bayes.workflow.inputs import build_model, file_sha256, input_files, load_data
 from bayes.workflow.progress import ProgressBar, attach_run_log, detach_run_log
-from bayes.workflow.schema import LoadedWorkflow
+from bayes.workflow.schema import LoadedWorkflow, WorkflowError
 
 log = logging.getLogger("bayes.workflow")
 
@@ -232,6 +233,10 @@ def run_workflow(
     handlers = attach_run_log(staging / "run.log")
     try:
         result = _run_in(folder, loaded, progress or ProgressBar())
+    except (WorkflowError, DataError, PriorError):
+        detach_run_log(handlers)  # bad input found in the data: nothing worth keeping
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     except BaseException:
         log.error("run stopped before completion; partial output in %s", staging)
         detach_run_log(handlers)
