@@ -178,7 +178,7 @@ def test_cli_reports_problems_with_exit_code_2(tmp_path, capsys):
 
 
 def test_data_level_problem_leaves_no_folder(tmp_path, capsys):
-    text = ORAL.replace('[[data.sources]]', '[data]\ngroups = ["nope"]\n[[data.sources]]', 1)
+    text = ORAL.replace("[[data.sources]]", '[data]\ngroups = ["nope"]\n[[data.sources]]', 1)
     path = write(tmp_path, text)
     assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
     assert "data.groups[0]: group 'nope' is not in the data" in capsys.readouterr().err
