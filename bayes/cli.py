@@ -22,6 +22,7 @@ from bayes.models.cohort_cli import add_cohort_command
 from bayes.models.priors import PriorError
 from bayes.translate.cli import add_translate_command
 from bayes.trials.cli import add_trial_command
+from bayes.workflow.cli import add_workflow_commands
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
 
@@ -93,6 +94,7 @@ COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_cohort_command,
     add_translate_command,
     add_trial_command,
+    add_workflow_commands,
 ]
 """Functions that add a top-level command; later commands append here."""
 

@@ -1,13 +1,29 @@
-"""Sampling any PyMC model: nutpie by default, PyMC's NUTS, numpyro or blackjax when installed."""
+"""Sampling any PyMC model: nutpie by default, PyMC's NUTS, numpyro or blackjax when installed.
+
+The pointwise log-likelihood (for LOO) is added with :func:`pymc.compute_log_likelihood`. How long
+each phase took is stored in the ``sample_stats`` attributes (``compile_seconds``,
+``tune_seconds``, ``draw_seconds``, ``sampling_seconds``, ``log_likelihood_seconds``); with nutpie
+the tune/draw split is measured per chain from its progress reports (chain-seconds, summed over
+chains, since chains run in parallel on ``cores`` cores).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from typing import Literal
 
 import pymc as pm
 import xarray as xr
+from pytensor.graph.replace import graph_replace
+from pytensor.tensor.variable import TensorVariable
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
+ProgressCallback = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: called during sampling with draws done over all chains."""
+
+log = logging.getLogger(__name__)
 
 
 def sample(
@@ -19,6 +35,10 @@ def sample(
     target_accept: float = 0.8,
     sampler: Sampler = "nutpie",
     progressbar: bool = True,
+    cores: int | None = None,
+    progress: ProgressCallback | None = None,
+    log_likelihood: bool = True,
+    var_names: list[str] | None = None,
 ) -> xr.DataTree:
     """Draw posterior samples with the pointwise log-likelihood kept for LOO.
 
@@ -35,24 +55,224 @@ def sample(
     sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
         NUTS implementation; nutpie compiles the model with numba.
     progressbar : bool
-        Show sampling progress.
+        Show PyMC's own progress bar (ignored with nutpie when ``progress`` is given).
+    cores : int, optional
+        Chains run in parallel (default: PyMC's choice, at most the CPU count).
+    progress : callable, optional
+        ``progress(phase, done, total)`` reports (nutpie only).
+    log_likelihood : bool
+        Add the ``log_likelihood`` group.
+    var_names : list of str, optional
+        Variables kept in the posterior (default: all, including deterministics). Leaving out
+        expensive deterministics (e.g. ODE predictions, computed later with the posterior
+        predictive) saves compiling them into the sampler.
 
     Returns
     -------
     xarray.DataTree
         ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
-        ``constant_data`` (when the model has data containers).
+        ``constant_data`` (when the model has data containers); timings in
+        ``sample_stats.attrs``.
     """
-    kwargs = {"target_accept": target_accept}
-    with model:
-        tree = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            nuts_sampler=sampler,
-            progressbar=progressbar,
-            idata_kwargs={"log_likelihood": True},
-            **kwargs,
+    if sampler == "nutpie" and progress is not None:
+        pointwise = add_pointwise_log_likelihood(model) if log_likelihood else {}
+        kept = None if var_names is None else [*var_names, *pointwise]
+        tree, timings = _sample_nutpie(
+            model, draws, tune, chains, seed, target_accept, cores, progress, kept
         )
+        if pointwise:
+            tree = _move_to_log_likelihood(tree, pointwise)
+            log_likelihood = False
+    else:
+        start = time.perf_counter()
+        with model:
+            tree = pm.sample(
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores,
+                random_seed=seed,
+                nuts_sampler=sampler,
+                progressbar=progressbar,
+                target_accept=target_accept,
+                var_names=var_names,
+            )
+        timings = {"sampling_seconds": time.perf_counter() - start}
+    if log_likelihood:
+        start = time.perf_counter()
+        tree = pm.compute_log_likelihood(
+            tree, model=model, extend_inferencedata=True, progressbar=False
+        )
+        timings["log_likelihood_seconds"] = time.perf_counter() - start
+    for key, value in timings.items():
+        tree["sample_stats"].attrs[key] = float(value)
+    return tree
+
+
+POINTWISE_PREFIX = "pointwise_log_likelihood__"
+
+
+def add_pointwise_log_likelihood(model: pm.Model) -> dict[str, str]:
+    """Add each observed variable's elementwise log-density as a deterministic of ``model``.
+
+    With nutpie the deterministics are computed by the sampler's own compiled function from the
+    draws, so the likelihood (e.g. an ODE solution) is not compiled a second time for
+    :func:`pymc.compute_log_likelihood`. Idempotent.
+
+    Returns
+    -------
+    dict of str to str
+        Deterministic name -> observed variable name.
+    """
+    added = {}
+    for rv in model.observed_RVs:
+        name = f"{POINTWISE_PREFIX}{rv.name}"
+        if name not in model.named_vars:
+            with model:
+                pm.Deterministic(
+                    name, _logp_of_rvs(model, rv), dims=model.named_vars_to_dims.get(rv.name)
+                )
+        added[name] = rv.name
+    return added
+
+
+def _logp_of_rvs(model: pm.Model, observed_rv) -> TensorVariable:
+    """Elementwise log-density of an observed variable as a graph of the model's free RVs.
+
+    ``model.logp`` gives it in terms of (transformed) value variables; each value variable is
+    replaced by the forward-transformed random variable, so the expression can be a
+    deterministic that the sampler evaluates at every draw.
+    """
+    logp = model.logp(vars=[observed_rv], sum=False)[0]
+    replacements = {}
+    for rv in model.free_RVs:
+        value = model.rvs_to_values[rv]
+        transform = model.rvs_to_transforms.get(rv)
+        replacements[value] = rv if transform is None else transform.forward(rv, *rv.owner.inputs)
+    return graph_replace(logp, replacements, strict=False)
+
+
+def _move_to_log_likelihood(tree: xr.DataTree, pointwise: dict[str, str]) -> xr.DataTree:
+    posterior = tree["posterior"].to_dataset()
+    group = xr.Dataset({observed: posterior[name] for name, observed in pointwise.items()})
+    tree["posterior"] = xr.DataTree(posterior.drop_vars(list(pointwise)))
+    tree["log_likelihood"] = xr.DataTree(group)
+    return tree
+
+
+class _PhaseClock:
+    """Turns nutpie's per-chain progress into tune/draw chain-seconds and progress calls."""
+
+    def __init__(self, tune: int, chains: int, draws: int, progress: ProgressCallback) -> None:
+        self.tune, self.chains, self.draws = tune, chains, draws
+        self.progress = progress
+        self.last: dict[int, tuple[float, int]] = {}
+        self.tune_seconds = 0.0
+        self.draw_seconds = 0.0
+
+    def __call__(self, chain_progresses) -> None:
+        now = time.perf_counter()
+        done = 0
+        for index, chain in enumerate(chain_progresses):
+            finished = int(chain.finished_draws)
+            done += finished
+            previous_time, previous = self.last.get(index, (now, 0))
+            if finished > previous:
+                elapsed = now - previous_time if index in self.last else 0.0
+                tuned = max(0, min(finished, self.tune) - min(previous, self.tune))
+                share = tuned / (finished - previous)
+                self.tune_seconds += elapsed * share
+                self.draw_seconds += elapsed * (1 - share)
+                self.last[index] = (now, finished)
+            elif index not in self.last and chain.started:
+                self.last[index] = (now, finished)
+        self.progress("sampling", done, self.chains * (self.tune + self.draws))
+
+
+def _raise_if_interrupted(tree: xr.DataTree, chains: int, draws: int) -> None:
+    """Re-raise Ctrl-C: nutpie catches it and returns the draws so far as if complete."""
+    posterior = tree["posterior"] if "posterior" in tree.children else None
+    sizes = {} if posterior is None else dict(posterior.sizes)
+    complete = sizes.get("chain") == chains and sizes.get("draw") == draws
+    if complete:
+        stats = tree["sample_stats"].to_dataset()
+        if "energy" in stats and stats["energy"].isnull().any():
+            complete = False
+    if not complete:
+        raise KeyboardInterrupt(
+            f"sampling interrupted: {sizes.get('chain', 0)} chains x {sizes.get('draw', 0)} "
+            f"draws of {chains} x {draws}"
+        )
+
+
+def _sample_nutpie(
+    model: pm.Model,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    target_accept: float,
+    cores: int | None,
+    progress: ProgressCallback,
+    var_names: list[str] | None,
+) -> tuple[xr.DataTree, dict[str, float]]:
+    """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings."""
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+
+    start, cpu = time.perf_counter(), time.process_time()
+    progress("compiling", 0, 1)
+    compiled = nutpie.compile_pymc_model(model, backend="numba", var_names=var_names)
+    compile_seconds = time.perf_counter() - start
+    compile_cpu_seconds = time.process_time() - cpu
+    log.info(
+        "compiled the model for nutpie in %.1f s (%.1f s CPU)", compile_seconds, compile_cpu_seconds
+    )
+    clock = _PhaseClock(tune, chains, draws, progress)
+    start, cpu = time.perf_counter(), time.process_time()
+    tree = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=max(tune, 1),
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        save_warmup=False,
+        progress_bar=False,
+        progress_callback=clock,
+        progress_rate=500,
+        target_accept=target_accept,
+    )
+    sampling_seconds = time.perf_counter() - start
+    sampling_cpu_seconds = time.process_time() - cpu
+    _raise_if_interrupted(tree, chains, draws)
+    patch_nutpie_idata(tree, model, sampling_time=sampling_seconds)
+    return tree, {
+        "compile_seconds": compile_seconds,
+        "compile_cpu_seconds": compile_cpu_seconds,
+        "sampling_seconds": sampling_seconds,
+        "sampling_cpu_seconds": sampling_cpu_seconds,
+        "tune_chain_seconds": clock.tune_seconds,
+        "draw_chain_seconds": clock.draw_seconds,
+    }
+
+
+def posterior_predictive(
+    model: pm.Model, tree: xr.DataTree, var_names: list[str], seed: int = 0
+) -> xr.DataTree:
+    """Add ``posterior_predictive`` draws of ``var_names`` (observed or deterministic) to ``tree``.
+
+    Deterministics listed (e.g. noise-free predictions) are recomputed from the posterior draws
+    in the same compiled function as the observed variables' draws.
+    """
+    start = time.perf_counter()
+    with model:
+        tree = pm.sample_posterior_predictive(
+            tree,
+            var_names=var_names,
+            random_seed=seed,
+            extend_inferencedata=True,
+            progressbar=False,
+        )
+    tree["posterior_predictive"].attrs["seconds"] = float(time.perf_counter() - start)
     return tree
