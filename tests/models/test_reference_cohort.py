@@ -72,15 +72,33 @@ def test_the_statistics_follow_their_definitions(recipe, cohort):
 
 
 def test_humane_endpoint_removes_later_sessions_only():
-    rows = [
-        ("m1", t, v) for t, v in ((0.0, 10.0), (2.0, 150.0), (4.0, 250.0), (7.0, 400.0))
-    ] + [("m2", t, v) for t, v in ((0.0, 10.0), (2.0, 12.0), (4.0, 15.0), (7.0, 19.0))]
+    rows = [("m1", t, v) for t, v in ((0.0, 10.0), (2.0, 150.0), (4.0, 250.0), (7.0, 400.0))] + [
+        ("m2", t, v) for t, v in ((0.0, 10.0), (2.0, 12.0), (4.0, 15.0), (7.0, 19.0))
+    ]
     obs = pd.DataFrame(rows, columns=["subject", "time", "value"]).assign(
-        group="g", analyte="burden", unit="mm^3", censored=False, limit=np.nan,
-        source_row=0, source_file="t",
+        group="g",
+        analyte="burden",
+        unit="mm^3",
+        censored=False,
+        limit=np.nan,
+        source_row=0,
+        source_file="t",
     )
-    study = Study(observations=obs, events=pd.DataFrame(columns=["subject", "time", "kind",
-                  "amount", "unit", "duration", "source_row", "source_file"]))
+    study = Study(
+        observations=obs,
+        events=pd.DataFrame(
+            columns=[
+                "subject",
+                "time",
+                "kind",
+                "amount",
+                "unit",
+                "duration",
+                "source_row",
+                "source_file",
+            ]
+        ),
+    )
     kept = apply_humane_endpoint(study, "burden", fold=20.0).observations
     assert list(kept.loc[kept["subject"] == "m1", "time"]) == [0.0, 2.0, 4.0]
     assert list(kept.loc[kept["subject"] == "m2", "time"]) == [0.0, 2.0, 4.0, 7.0]
