@@ -8,7 +8,6 @@ line (``cytofactory run``) only.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -19,22 +18,9 @@ from bayes.data import Study
 from bayes.inference.diagnostics import Diagnostics
 from bayes.models import HierarchicalModel
 from bayes.report.data_summary import summary_tables
+from bayes.report.html import image, page
 from bayes.workflow.folder import atomic_write_text
 from bayes.workflow.schema import LoadedWorkflow
-
-_STYLE = """
-body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1100px; color: #222; line-height: 1.4; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td.text, th.text { text-align: left; }
-.verdict { padding: 0.8em 1em; border-radius: 6px; font-weight: bold; font-size: 1.1em; }
-.pass { background: #e3f5e1; border: 1px solid #7bc47f; }
-.fail { background: #fde2e1; border: 1px solid #e06c66; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
-.small { font-size: 0.85em; color: #555; }
-"""
 
 
 def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
@@ -57,14 +43,6 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4g}") -> str:
                 cells.append(f"<td class='text'>{html.escape(str(value))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _image(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
-        f"<figcaption class='small'>{html.escape(caption)}</figcaption></figure>"
-    )
 
 
 def _verdict(diagnostics: Diagnostics) -> str:
@@ -184,7 +162,7 @@ def _figures_section(figures: list[Path]) -> str:
     parts = []
     for path in figures:
         key = next((k for k in captions if path.stem.startswith(k)), None)
-        parts.append(_image(path, captions.get(key, path.stem)))
+        parts.append(image(path, captions.get(key, path.stem)))
     return "".join(parts) or "<p class='small'>No figures.</p>"
 
 
@@ -261,8 +239,4 @@ def write_run_report(
         "its own step ends.</p>",
         _table(timings, "{:.1f}"),
     ]
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(workflow.name)}"
-        f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
-    )
-    return atomic_write_text(path, page)
+    return atomic_write_text(path, page(workflow.name, "".join(parts)))

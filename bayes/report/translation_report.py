@@ -12,6 +12,8 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bayes.report.html import page
+
 __all__ = ["write_translation_report"]
 
 _CAVITY_COLOURS = {"peritoneal": "tab:blue", "pleural": "tab:orange"}
@@ -280,11 +282,7 @@ def _page(translation, summary, check, cavity_check, decomposition, figures) -> 
     ]
     priors_table = pd.DataFrame(translation.priors.table())
     images = "".join(f"<h3>{esc(p.stem)}</h3><img src='{esc(p.name)}'>" for p in figures)
-    return f"""<!doctype html><html><head><meta charset='utf-8'>
-<title>Human dosing translation</title><style>
-body{{font-family:sans-serif;max-width:1400px;margin:2em auto}} img{{max-width:100%}}
-.table{{border-collapse:collapse;font-size:12px}} .table td,.table th{{padding:2px 6px;
-border-bottom:1px solid #ddd}} .warn{{color:#b00;font-weight:bold}}</style></head><body>
+    body = f"""
 <h1>Human dosing translation</h1>{warning}
 <p>Scenarios {esc(attrs["scenario_file"])}; posterior {esc(attrs["posterior_file"])}
 ({esc(attrs["posterior_kind"])}); translation priors {esc(attrs["translation_priors"])};
@@ -302,4 +300,5 @@ Simulation time {attrs["seconds_simulation"]:.1f} s; total {attrs["seconds_total
 <h2>Human intracavitary check (reported, not used as input)</h2>{_frame_html(cavity_check)}
 {dominant}<h2>Figures</h2>{images}
 <h2>Translation priors</h2>{_frame_html(priors_table)}
-</body></html>"""
+"""
+    return page("Human dosing translation", body)

@@ -8,7 +8,6 @@ so an interrupted run never leaves a half-written file that looks complete.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import os
@@ -20,6 +19,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bayes.report.html import image, page
 from bayes.trials.oc import summary_table
 from bayes.trials.run import TrialResults, TrialStudy
 
@@ -176,8 +176,8 @@ def write_trial_report(study: TrialStudy, results: TrialResults, out: Path) -> l
     }
     for name, draw in figures.items():
         written.append(_atomic(out / name, draw))
-    page = _html(study, results, table, [out / name for name in figures])
-    written.append(_atomic(out / "report.html", lambda tmp: tmp.write_text(page)))
+    text = _html(study, results, table, [out / name for name in figures])
+    written.append(_atomic(out / "report.html", lambda tmp: tmp.write_text(text)))
     return written
 
 
@@ -196,18 +196,6 @@ KEY_COLUMNS = (
     ("mean_patients_above_true_mtd", "mean patients above true MTD"),
     ("assurance", "assurance (expansion success)"),
 )
-
-_STYLE = """
-body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1100px; color: #222; line-height: 1.4; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td.text, th.text { text-align: left; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
-.small { font-size: 0.85em; color: #555; }
-"""
-"""Same look as the run report (``cytofactory run``)."""
 
 FIGURE_CAPTIONS = {
     "selection.png": "Probability of selecting each dose level (and none) per design, with "
@@ -280,14 +268,6 @@ def _links_html(config) -> str:
     return _rows_html(header, rows)
 
 
-def _image(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (
-        f"<figure><img alt='{html.escape(path.name)}' src='data:image/png;base64,{data}'>"
-        f"<figcaption class='small'>{html.escape(caption)}</figcaption></figure>"
-    )
-
-
 def _html(study: TrialStudy, results: TrialResults, table, figures: list[Path]) -> str:
     config = study.config
     attrs = results.trials.attrs
@@ -334,12 +314,8 @@ def _html(study: TrialStudy, results: TrialResults, table, figures: list[Path]) 
         "and slope per link; patients are drawn from the translation's virtual patients.</p>",
         _links_html(config),
         "<h2>Figures</h2>",
-        *(_image(path, FIGURE_CAPTIONS[path.name]) for path in figures),
+        *(image(path, FIGURE_CAPTIONS[path.name]) for path in figures),
         "<h2>Provenance</h2>",
         f"<table>{provenance}</table>",
     ]
-    return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>"
-        f"{html.escape(config.name)}</title><style>{_STYLE}</style></head><body>"
-        f"{''.join(parts)}</body></html>"
-    )
+    return page(config.name, "".join(parts))
