@@ -12,7 +12,7 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bayes.report.html import page
+from bayes.report.html import image, page
 
 __all__ = ["write_translation_report"]
 
@@ -281,7 +281,7 @@ def _page(translation, summary, check, cavity_check, decomposition, figures) -> 
         for s in translation.scenarios
     ]
     priors_table = pd.DataFrame(translation.priors.table())
-    images = "".join(f"<h3>{esc(p.stem)}</h3><img src='{esc(p.name)}'>" for p in figures)
+    images = "".join(image(p, p.stem.replace("_", " ")) for p in figures)
     body = f"""
 <h1>Human dosing translation</h1>{warning}
 <p>Scenarios {esc(attrs["scenario_file"])}; posterior {esc(attrs["posterior_file"])}
