@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numba
 import numpy as np
@@ -62,10 +62,11 @@ class StepKernels:
         Jacobians of ``y_new`` with respect to ``y``, ``p`` and ``u``.
     """
 
-    def __init__(self, step: Callable, step_vjp: Callable, n_states: int) -> None:
+    def __init__(self, step: Callable, step_vjp: Callable, n_states: int, kind: str) -> None:
         self.step = step
         self.step_vjp = step_vjp
         self.n_states = n_states
+        self.kind = kind
 
 
 def _free_inputs(outputs: list[TensorVariable], allowed: list[TensorVariable]) -> list:
@@ -75,16 +76,35 @@ def _free_inputs(outputs: list[TensorVariable], allowed: list[TensorVariable]) -
     ]
 
 
-@lru_cache(maxsize=32)
-def build_step_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) -> StepKernels:
-    """Compile the step and its vector-Jacobian product for ``system`` and ``method``.
+def _step_graph(system, method, t, h, y_columns, p_columns, u_columns):
+    """One attempted step on per-state columns: ``(y_new columns, RMS scaled error)``."""
+    n = system.n_states
 
-    Raises
-    ------
-    UnsupportedSystemError
-        If the right-hand side uses symbolic variables that are not states, parameters or
-        time (e.g. a model tensor captured in a closure); such systems need the scan path.
-    """
+    def rhs(time, states):
+        dydt = system.derivatives(time, states, p_columns)
+        return [d + u_i for d, u_i in zip(dydt, u_columns, strict=True)]
+
+    new_columns, error = method.attempt(rhs, t, list(y_columns), h)
+    atol = np.broadcast_to(np.asarray(method.atol, float), (n,))
+    scaled = [
+        e / (float(a) + method.rtol * pt.maximum(pt.abs(y_i), pt.abs(y_n)))
+        for e, a, y_i, y_n in zip(error, atol, y_columns, new_columns, strict=True)
+    ]
+    err_norm = pt.sqrt(sum(pt.sqr(v) for v in scaled) / n)
+    return new_columns, err_norm
+
+
+def _check_free(outputs, allowed) -> None:
+    free = _free_inputs(outputs, allowed)
+    if free:
+        raise UnsupportedSystemError(
+            f"the right-hand side depends on symbolic inputs {free} other than time, states "
+            "and parameters; pass them as parameters"
+        )
+
+
+def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) -> StepKernels:
+    """Kernels acting on whole ``(subject, ...)`` arrays (any right-hand side)."""
     s, n, n_p = n_subjects, system.n_states, system.n_parameters
     t = pt.tensor("t", shape=(s,), dtype="float64")
     h = pt.tensor("h", shape=(s,), dtype="float64")
@@ -92,36 +112,159 @@ def build_step_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: in
     p = pt.tensor("p", shape=(s, n_p), dtype="float64")
     u = pt.tensor("u", shape=(s, n), dtype="float64")
     lam = pt.tensor("lam", shape=(s, n), dtype="float64")
-    p_columns = [p[:, j] for j in range(n_p)]
-
-    def rhs(time, states):
-        dydt = system.derivatives(time, states, p_columns)
-        return [d + u[:, i] for i, d in enumerate(dydt)]
-
-    y_columns = [y[:, i] for i in range(n)]
-    new_columns, error = method.attempt(rhs, t, y_columns, h)
-    atol = np.broadcast_to(np.asarray(method.atol, float), (n,))
-    scaled = [
-        e / (float(a) + method.rtol * pt.maximum(pt.abs(y_i), pt.abs(y_n)))
-        for e, a, y_i, y_n in zip(error, atol, y_columns, new_columns, strict=True)
-    ]
-    err_norm = pt.sqrt(sum(pt.sqr(v) for v in scaled) / n)
+    new_columns, err_norm = _step_graph(
+        system,
+        method,
+        t,
+        h,
+        [y[:, i] for i in range(n)],
+        [p[:, j] for j in range(n_p)],
+        [u[:, i] for i in range(n)],
+    )
     y_new = pt.stack(new_columns, axis=1)
-    free = _free_inputs([y_new, err_norm], [t, h, y, p, u])
-    if free:
-        raise UnsupportedSystemError(
-            f"the right-hand side depends on symbolic inputs {free} other than time, states "
-            "and parameters; pass them as parameters"
-        )
+    _check_free([y_new, err_norm], [t, h, y, p, u])
     step = pytensor.function([t, h, y, p, u], [y_new, err_norm], mode=_KERNEL_MODE)
     grads = pt.grad(
         pt.sum(lam * y_new), [y, p, u], disconnected_inputs="ignore", return_disconnected="zero"
     )
     step_vjp = pytensor.function([t, h, y, p, u, lam], grads, mode=_KERNEL_MODE)
-    return StepKernels(step.vm.jit_fn, step_vjp.vm.jit_fn, n)
+    return StepKernels(step.vm.jit_fn, step_vjp.vm.jit_fn, n, "vector")
+
+
+def _to_scalar_graph(inputs, outputs):
+    """Rewrite a graph of 0-d tensors made only of elementwise Ops as a scalar graph."""
+    from pytensor import scalar as ps
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.tensor.elemwise import DimShuffle, Elemwise
+
+    fgraph = FunctionGraph(inputs, outputs, clone=True)
+    mapping = {v: ps.float64(v.name) for v in fgraph.inputs}
+    for node in fgraph.toposort():
+        args = []
+        for var in node.inputs:
+            if var not in mapping:
+                if not isinstance(var, Constant) or var.data.size != 1:
+                    raise UnsupportedSystemError(f"non-scalar input {var}")
+                mapping[var] = ps.constant(var.data.item(), dtype=var.dtype)
+            args.append(mapping[var])
+        if isinstance(node.op, Elemwise):
+            results = node.op.scalar_op.make_node(*args).outputs
+        elif isinstance(node.op, DimShuffle) and node.outputs[0].ndim == 0:
+            results = args
+        else:
+            raise UnsupportedSystemError(f"{node.op} is not elementwise")
+        mapping.update(zip(node.outputs, results, strict=True))
+    scalar_outputs = []
+    for var in fgraph.outputs:
+        if var not in mapping:  # an output that is an input or a constant
+            mapping[var] = ps.constant(var.data.item(), dtype=var.dtype)
+        scalar_outputs.append(ps.cast(mapping[var], "float64"))
+    return FunctionGraph([mapping[v] for v in fgraph.inputs], scalar_outputs, clone=False)
+
+
+def _scalar_function(inputs, outputs) -> Callable:
+    from pytensor.graph.rewriting.utils import rewrite_graph
+
+    outputs = rewrite_graph(outputs, include=("canonicalize",))
+    fgraph = _to_scalar_graph(inputs, outputs)
+    return numba_funcify(fgraph, fgraph_name="ode_scalar_kernel")
+
+
+def _per_subject_wrapper(name: str, kernel: Callable, signature: str, body: str) -> Callable:
+    namespace = {"kernel": kernel, "np": np}
+    exec(f"def {name}({signature}):\n{body}", namespace)  # noqa: S102 - generated locally
+    return numba.njit(namespace[name])
+
+
+def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
+    """Kernels that loop over subjects calling one scalar function (elementwise systems).
+
+    Raises :class:`UnsupportedSystemError` when the right-hand side is not elementwise
+    (e.g. it sums over an implant axis); the caller then uses :func:`_vector_kernels`.
+    """
+    n, n_p = system.n_states, system.n_parameters
+    scalar = partial(pt.tensor, dtype="float64", shape=())
+    t, h = scalar(name="t"), scalar(name="h")
+    y = [scalar(name=f"y{i}") for i in range(n)]
+    p = [scalar(name=f"p{j}") for j in range(n_p)]
+    u = [scalar(name=f"u{i}") for i in range(n)]
+    lam = [scalar(name=f"lam{i}") for i in range(n)]
+    try:
+        new_columns, err_norm = _step_graph(system, method, t, h, y, p, u)
+    except UnsupportedSystemError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any shape error means "not elementwise"
+        raise UnsupportedSystemError(f"right-hand side is not elementwise: {exc}") from exc
+    _check_free([*new_columns, err_norm], [t, h, *y, *p, *u])
+    contraction = sum(l_i * y_i for l_i, y_i in zip(lam, new_columns, strict=True))
+    grads = pt.grad(
+        contraction, [*y, *p, *u], disconnected_inputs="ignore", return_disconnected="zero"
+    )
+    step_scalar = _scalar_function([t, h, *y, *p, *u], [*new_columns, err_norm])
+    vjp_scalar = _scalar_function([t, h, *y, *p, *u, *lam], grads)
+    args = ", ".join(
+        ["t[s]", "h[s]"]
+        + [f"y[s, {i}]" for i in range(n)]
+        + [f"p[s, {j}]" for j in range(n_p)]
+        + [f"u[s, {i}]" for i in range(n)]
+    )
+    lam_args = ", ".join(f"lam[s, {i}]" for i in range(n))
+    step_body = (
+        "    n_subjects = t.shape[0]\n"
+        f"    y_new = y.copy()\n    err = np.zeros(n_subjects)\n"
+        "    for s in range(n_subjects):\n"
+        "        if h[s] == 0.0:\n            continue\n"
+        f"        r = kernel({args})\n"
+        + "".join(f"        y_new[s, {i}] = r[{i}]\n" for i in range(n))
+        + f"        err[s] = r[{n}]\n"
+        "    return y_new, err\n"
+    )
+    vjp_body = (
+        "    n_subjects = t.shape[0]\n"
+        "    gy = lam.copy()\n    gp = np.zeros(p.shape)\n    gu = np.zeros(u.shape)\n"
+        "    for s in range(n_subjects):\n"
+        "        if h[s] == 0.0:\n            continue\n"
+        f"        r = kernel({args}, {lam_args})\n"
+        + "".join(f"        gy[s, {i}] = r[{i}]\n" for i in range(n))
+        + "".join(f"        gp[s, {j}] = r[{n + j}]\n" for j in range(n_p))
+        + "".join(f"        gu[s, {i}] = r[{n + n_p + i}]\n" for i in range(n))
+        + "    return gy, gp, gu\n"
+    )
+    step = _per_subject_wrapper("ode_step", step_scalar, "t, h, y, p, u", step_body)
+    step_vjp = _per_subject_wrapper("ode_step_vjp", vjp_scalar, "t, h, y, p, u, lam", vjp_body)
+    return StepKernels(step, step_vjp, n, "scalar")
+
+
+@lru_cache(maxsize=32)
+def build_step_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) -> StepKernels:
+    """Compile the step and its vector-Jacobian product for ``system`` and ``method``.
+
+    Elementwise right-hand sides get per-subject scalar kernels (no temporary arrays);
+    others get kernels over whole ``(subject, ...)`` arrays.
+
+    Raises
+    ------
+    UnsupportedSystemError
+        If the right-hand side uses symbolic variables that are not states, parameters or
+        time (e.g. a model tensor captured in a closure); such systems need the scan path.
+    """
+    try:
+        return _scalar_kernels(system, method)
+    except UnsupportedSystemError as exc:
+        if "symbolic inputs" in str(exc):
+            raise
+    return _vector_kernels(system, method, n_subjects)
 
 
 # ----------------------------------------------------------------------------- drivers
+
+
+@numba.njit(cache=True)
+def _grown(array, capacity, fill):  # pragma: no cover - compiled
+    shape = (capacity,) + array.shape[1:]
+    out = np.full(shape, fill, array.dtype)
+    out[: array.shape[0]] = array
+    return out
 
 
 def _make_forward(step: Callable) -> Callable:
@@ -140,11 +283,12 @@ def _make_forward(step: Callable) -> Callable:
         reached_all = np.zeros((n_subjects, n_points), np.bool_)
         states[:, 0, :] = y0
         reached_all[:, 0] = True
-        record_y = np.empty((max_steps, n_subjects, n_states))
-        record_t = np.empty((max_steps, n_subjects))
-        record_h = np.zeros((max_steps, n_subjects))
-        record_segment = np.zeros((max_steps, n_subjects), np.int64)
-        record_reached = np.full((max_steps, n_subjects), -1, np.int64)
+        capacity = min(max_steps, 64)
+        record_y = np.empty((capacity, n_subjects, n_states))
+        record_t = np.empty((capacity, n_subjects))
+        record_h = np.zeros((capacity, n_subjects))
+        record_segment = np.zeros((capacity, n_subjects), np.int64)
+        record_reached = np.full((capacity, n_subjects), -1, np.int64)
         h_try = np.zeros(n_subjects)
         t_end = np.zeros(n_subjects)
         u = np.zeros((n_subjects, n_states))
@@ -157,10 +301,18 @@ def _make_forward(step: Callable) -> Callable:
             if done:
                 break
             n_attempts = attempt + 1
+            if attempt == capacity:  # grow the attempt record geometrically
+                capacity = min(2 * capacity, max_steps)
+                record_y = _grown(record_y, capacity, 0.0)
+                record_t = _grown(record_t, capacity, 0.0)
+                record_h = _grown(record_h, capacity, 0.0)
+                record_segment = _grown(record_segment, capacity, 0)
+                record_reached = _grown(record_reached, capacity, -1)
             for s in range(n_subjects):
                 current = min(segment[s], last_segment - 1)
                 t_end[s] = times[s, min(segment[s] + 1, last_segment)]
-                u[s, :] = inputs[s, current, :]
+                for i in range(n_states):
+                    u[s, i] = inputs[s, current, i]
                 if segment[s] < n_segments[s]:
                     remaining = t_end[s] - t[s]
                     h_try[s] = remaining if 1.01 * h[s] >= remaining else h[s]
@@ -169,7 +321,8 @@ def _make_forward(step: Callable) -> Callable:
             y_new, err_norm = step(t, h_try, y, params, u)
             record_y[attempt] = y
             record_t[attempt] = t
-            record_segment[attempt] = np.minimum(segment, last_segment - 1)
+            for s in range(n_subjects):
+                record_segment[attempt, s] = min(segment[s], last_segment - 1)
             for s in range(n_subjects):
                 if segment[s] >= n_segments[s]:
                     continue
@@ -187,13 +340,15 @@ def _make_forward(step: Callable) -> Callable:
                 h_next = h_try[s] * factor
                 if ok:
                     record_h[attempt, s] = h_try[s]
-                    y[s, :] = y_new[s, :]
+                    for i in range(n_states):
+                        y[s, i] = y_new[s, i]
                     if to_end:
                         point = segment[s] + 1
-                        states[s, point, :] = y[s, :]
+                        for i in range(n_states):
+                            states[s, point, i] = y[s, i]
+                            y[s, i] += bolus[s, point, i]
                         reached_all[s, point] = True
                         record_reached[attempt, s] = point
-                        y[s, :] += bolus[s, point, :]
                         t[s] = t_end[s]
                         segment[s] = point
                         h_next = max(h_next, h[s])
@@ -230,7 +385,7 @@ def _make_adjoint(step_vjp: Callable) -> Callable:
         state_cotangent,
     ):  # pragma: no cover - compiled
         n_subjects, n_points, n_states = bolus.shape
-        n_segments_max = inputs.shape[1]
+        n_params = params.shape[1]
         lam = np.zeros((n_subjects, n_states))
         grad_params = np.zeros(params.shape)
         grad_bolus = np.zeros(bolus.shape)
@@ -241,11 +396,14 @@ def _make_adjoint(step_vjp: Callable) -> Callable:
             for s in range(n_subjects):
                 point = record_reached[attempt, s]
                 if point >= 0:
-                    grad_bolus[s, point, :] = lam[s, :]
-                    lam[s, :] += state_cotangent[s, point, :]
+                    for i in range(n_states):
+                        grad_bolus[s, point, i] = lam[s, i]
+                        lam[s, i] += state_cotangent[s, point, i]
                 if record_h[attempt, s] > 0.0:
                     any_step = True
-                u[s, :] = inputs[s, record_segment[attempt, s], :]
+                segment = record_segment[attempt, s]
+                for i in range(n_states):
+                    u[s, i] = inputs[s, segment, i]
             if not any_step:
                 continue
             lam_y, lam_p, lam_u = step_vjp(
@@ -253,11 +411,12 @@ def _make_adjoint(step_vjp: Callable) -> Callable:
             )
             for s in range(n_subjects):
                 if record_h[attempt, s] > 0.0:
-                    lam[s, :] = lam_y[s, :]
-                    grad_params[s, :] += lam_p[s, :]
                     segment = record_segment[attempt, s]
-                    if segment < n_segments_max:
-                        grad_inputs[s, segment, :] += lam_u[s, :]
+                    for i in range(n_states):
+                        lam[s, i] = lam_y[s, i]
+                        grad_inputs[s, segment, i] += lam_u[s, i]
+                    for j in range(n_params):
+                        grad_params[s, j] += lam_p[s, j]
         grad_bolus[:, 0, :] = lam
         grad_y0 = lam + state_cotangent[:, 0, :]
         return grad_params, grad_y0, grad_bolus, grad_inputs
