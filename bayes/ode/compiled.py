@@ -22,6 +22,8 @@ back-ends. Cost is linear in the number of subjects and in the number of attempt
 from __future__ import annotations
 
 import hashlib
+import inspect
+import textwrap
 from collections.abc import Callable
 from functools import lru_cache, partial
 
@@ -34,9 +36,14 @@ from pytensor.gradient import DisconnectedType
 from pytensor.graph.basic import Apply, Constant
 from pytensor.graph.op import Op
 from pytensor.graph.traversal import graph_inputs
-from pytensor.link.numba.dispatch import numba_funcify
+from pytensor.link.numba.cache import compile_numba_function_src
+from pytensor.link.numba.dispatch.basic import (
+    numba_funcify_ensure_cache,
+    register_funcify_and_cache_key,
+)
 from pytensor.tensor.variable import TensorVariable
 
+from bayes.ode.grid import BreakpointGrid
 from bayes.ode.methods import AdaptiveMethod
 from bayes.ode.system import ODESystem
 
@@ -62,11 +69,14 @@ class StepKernels:
         Jacobians of ``y_new`` with respect to ``y``, ``p`` and ``u``.
     """
 
-    def __init__(self, step: Callable, step_vjp: Callable, n_states: int, kind: str) -> None:
+    def __init__(
+        self, step: Callable, step_vjp: Callable, n_states: int, kind: str, key: str | None
+    ) -> None:
         self.step = step
         self.step_vjp = step_vjp
         self.n_states = n_states
         self.kind = kind
+        self.key = key
 
 
 def _free_inputs(outputs: list[TensorVariable], allowed: list[TensorVariable]) -> list:
@@ -128,7 +138,9 @@ def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) 
         pt.sum(lam * y_new), [y, p, u], disconnected_inputs="ignore", return_disconnected="zero"
     )
     step_vjp = pytensor.function([t, h, y, p, u, lam], grads, mode=_KERNEL_MODE)
-    return StepKernels(step.vm.jit_fn, step_vjp.vm.jit_fn, n, "vector")
+    step_fn, step_key = numba_funcify_ensure_cache(step.maker.fgraph)
+    vjp_fn, vjp_key = numba_funcify_ensure_cache(step_vjp.maker.fgraph)
+    return StepKernels(step_fn, vjp_fn, n, "vector", _derived_key("vector", step_key, vjp_key))
 
 
 def _to_scalar_graph(inputs, outputs):
@@ -162,18 +174,20 @@ def _to_scalar_graph(inputs, outputs):
     return FunctionGraph([mapping[v] for v in fgraph.inputs], scalar_outputs, clone=False)
 
 
-def _scalar_function(inputs, outputs) -> Callable:
+def _scalar_function(inputs, outputs) -> tuple[Callable, str | None]:
     from pytensor.graph.rewriting.utils import rewrite_graph
 
     outputs = rewrite_graph(outputs, include=("canonicalize",))
     fgraph = _to_scalar_graph(inputs, outputs)
-    return numba_funcify(fgraph, fgraph_name="ode_scalar_kernel")
+    return numba_funcify_ensure_cache(fgraph, fgraph_name="ode_scalar_kernel")
 
 
-def _per_subject_wrapper(name: str, kernel: Callable, signature: str, body: str) -> Callable:
-    namespace = {"kernel": kernel, "np": np}
-    exec(f"def {name}({signature}):\n{body}", namespace)  # noqa: S102 - generated locally
-    return numba.njit(namespace[name])
+def _per_subject_wrapper(
+    name: str, kernel: tuple[Callable, str | None], signature: str, body: str
+) -> Callable:
+    src = f"def {name}({signature}):\n{body}"
+    key = _derived_key(name, _DRIVER_VERSION, src, kernel[1])
+    return _jit_from_source(src, name, {"kernel": kernel[0]}, key)
 
 
 def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
@@ -232,7 +246,8 @@ def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
     )
     step = _per_subject_wrapper("ode_step", step_scalar, "t, h, y, p, u", step_body)
     step_vjp = _per_subject_wrapper("ode_step_vjp", vjp_scalar, "t, h, y, p, u, lam", vjp_body)
-    return StepKernels(step, step_vjp, n, "scalar")
+    key = _derived_key("scalar", step_scalar[1], vjp_scalar[1])
+    return StepKernels(step, step_vjp, n, "scalar", key)
 
 
 @lru_cache(maxsize=32)
@@ -267,166 +282,188 @@ def _grown(array, capacity, fill):  # pragma: no cover - compiled
     return out
 
 
-def _make_forward(step: Callable) -> Callable:
-    @numba.njit(cache=False)
-    def forward(
-        params, y0, bolus, inputs, h0, times, n_segments, atol, settings, max_steps
-    ):  # pragma: no cover - compiled
-        rtol, safety, min_factor, max_factor, exponent, max_step = settings
-        n_subjects, n_points, n_states = bolus.shape
-        last_segment = max(n_points - 1, 1)
-        y = y0 + bolus[:, 0, :]
-        t = times[:, 0].copy()
-        h = h0.copy()
-        segment = np.zeros(n_subjects, np.int64)
-        states = np.zeros((n_subjects, n_points, n_states))
-        reached_all = np.zeros((n_subjects, n_points), np.bool_)
-        states[:, 0, :] = y0
-        reached_all[:, 0] = True
-        capacity = min(max_steps, 64)
-        record_y = np.empty((capacity, n_subjects, n_states))
-        record_t = np.empty((capacity, n_subjects))
-        record_h = np.zeros((capacity, n_subjects))
-        record_segment = np.zeros((capacity, n_subjects), np.int64)
-        record_reached = np.full((capacity, n_subjects), -1, np.int64)
-        h_try = np.zeros(n_subjects)
-        t_end = np.zeros(n_subjects)
-        u = np.zeros((n_subjects, n_states))
-        n_attempts = 0
-        for attempt in range(max_steps):
-            done = True
-            for s in range(n_subjects):
-                if segment[s] < n_segments[s]:
-                    done = False
-            if done:
-                break
-            n_attempts = attempt + 1
-            if attempt == capacity:  # grow the attempt record geometrically
-                capacity = min(2 * capacity, max_steps)
-                record_y = _grown(record_y, capacity, 0.0)
-                record_t = _grown(record_t, capacity, 0.0)
-                record_h = _grown(record_h, capacity, 0.0)
-                record_segment = _grown(record_segment, capacity, 0)
-                record_reached = _grown(record_reached, capacity, -1)
-            for s in range(n_subjects):
-                current = min(segment[s], last_segment - 1)
-                t_end[s] = times[s, min(segment[s] + 1, last_segment)]
-                for i in range(n_states):
-                    u[s, i] = inputs[s, current, i]
-                if segment[s] < n_segments[s]:
-                    remaining = t_end[s] - t[s]
-                    h_try[s] = remaining if 1.01 * h[s] >= remaining else h[s]
-                else:
-                    h_try[s] = 0.0
-            y_new, err_norm = step(t, h_try, y, params, u)
-            record_y[attempt] = y
-            record_t[attempt] = t
-            for s in range(n_subjects):
-                record_segment[attempt, s] = min(segment[s], last_segment - 1)
-            for s in range(n_subjects):
-                if segment[s] >= n_segments[s]:
-                    continue
-                err = err_norm[s]
-                ok = err <= 1.0
-                remaining = t_end[s] - t[s]
-                to_end = 1.01 * h[s] >= remaining
-                if np.isnan(err):
-                    factor = min_factor
-                else:
-                    raw = safety * max(err, 1e-10) ** (-exponent)
-                    factor = min(max(raw, min_factor), max_factor)
-                if not ok:
-                    factor = min(factor, 1.0)
-                h_next = h_try[s] * factor
-                if ok:
-                    record_h[attempt, s] = h_try[s]
-                    for i in range(n_states):
-                        y[s, i] = y_new[s, i]
-                    if to_end:
-                        point = segment[s] + 1
-                        for i in range(n_states):
-                            states[s, point, i] = y[s, i]
-                            y[s, i] += bolus[s, point, i]
-                        reached_all[s, point] = True
-                        record_reached[attempt, s] = point
-                        t[s] = t_end[s]
-                        segment[s] = point
-                        h_next = max(h_next, h[s])
-                    else:
-                        t[s] = t[s] + h_try[s]
-                h[s] = min(h_next, max_step)
+def _forward_template(
+    params, y0, bolus, inputs, h0, times, n_segments, atol, settings, max_steps
+):  # pragma: no cover - compiled by numba with ``ode_step`` bound to a step kernel
+    rtol, safety, min_factor, max_factor, exponent, max_step = settings
+    n_subjects, n_points, n_states = bolus.shape
+    last_segment = max(n_points - 1, 1)
+    y = y0 + bolus[:, 0, :]
+    t = times[:, 0].copy()
+    h = h0.copy()
+    segment = np.zeros(n_subjects, np.int64)
+    states = np.zeros((n_subjects, n_points, n_states))
+    reached_all = np.zeros((n_subjects, n_points), np.bool_)
+    states[:, 0, :] = y0
+    reached_all[:, 0] = True
+    capacity = min(max_steps, 64)
+    record_y = np.empty((capacity, n_subjects, n_states))
+    record_t = np.empty((capacity, n_subjects))
+    record_h = np.zeros((capacity, n_subjects))
+    record_segment = np.zeros((capacity, n_subjects), np.int64)
+    record_reached = np.full((capacity, n_subjects), -1, np.int64)
+    h_try = np.zeros(n_subjects)
+    t_end = np.zeros(n_subjects)
+    u = np.zeros((n_subjects, n_states))
+    n_attempts = 0
+    for attempt in range(max_steps):
+        done = True
         for s in range(n_subjects):
-            for k in range(n_points):
-                if k <= n_segments[s] and not reached_all[s, k]:
-                    states[s, k, :] = np.nan
-        return (
-            states,
-            record_y[:n_attempts].copy(),
-            record_t[:n_attempts].copy(),
-            record_h[:n_attempts].copy(),
-            record_segment[:n_attempts].copy(),
-            record_reached[:n_attempts].copy(),
-        )
-
-    return forward
-
-
-def _make_adjoint(step_vjp: Callable) -> Callable:
-    @numba.njit(cache=False)
-    def adjoint(
-        params,
-        bolus,
-        inputs,
-        record_y,
-        record_t,
-        record_h,
-        record_segment,
-        record_reached,
-        state_cotangent,
-    ):  # pragma: no cover - compiled
-        n_subjects, n_points, n_states = bolus.shape
-        n_params = params.shape[1]
-        lam = np.zeros((n_subjects, n_states))
-        grad_params = np.zeros(params.shape)
-        grad_bolus = np.zeros(bolus.shape)
-        grad_inputs = np.zeros(inputs.shape)
-        u = np.zeros((n_subjects, n_states))
-        for attempt in range(record_y.shape[0] - 1, -1, -1):
-            any_step = False
-            for s in range(n_subjects):
-                point = record_reached[attempt, s]
-                if point >= 0:
+            if segment[s] < n_segments[s]:
+                done = False
+        if done:
+            break
+        n_attempts = attempt + 1
+        if attempt == capacity:  # grow the attempt record geometrically
+            capacity = min(2 * capacity, max_steps)
+            record_y = _grown(record_y, capacity, 0.0)
+            record_t = _grown(record_t, capacity, 0.0)
+            record_h = _grown(record_h, capacity, 0.0)
+            record_segment = _grown(record_segment, capacity, 0)
+            record_reached = _grown(record_reached, capacity, -1)
+        for s in range(n_subjects):
+            current = min(segment[s], last_segment - 1)
+            t_end[s] = times[s, min(segment[s] + 1, last_segment)]
+            for i in range(n_states):
+                u[s, i] = inputs[s, current, i]
+            if segment[s] < n_segments[s]:
+                remaining = t_end[s] - t[s]
+                h_try[s] = remaining if 1.01 * h[s] >= remaining else h[s]
+            else:
+                h_try[s] = 0.0
+        y_new, err_norm = ode_step(t, h_try, y, params, u)  # noqa: F821
+        record_y[attempt] = y
+        record_t[attempt] = t
+        for s in range(n_subjects):
+            record_segment[attempt, s] = min(segment[s], last_segment - 1)
+        for s in range(n_subjects):
+            if segment[s] >= n_segments[s]:
+                continue
+            err = err_norm[s]
+            ok = err <= 1.0
+            remaining = t_end[s] - t[s]
+            to_end = 1.01 * h[s] >= remaining
+            if np.isnan(err):
+                factor = min_factor
+            else:
+                raw = safety * max(err, 1e-10) ** (-exponent)
+                factor = min(max(raw, min_factor), max_factor)
+            if not ok:
+                factor = min(factor, 1.0)
+            h_next = h_try[s] * factor
+            if ok:
+                record_h[attempt, s] = h_try[s]
+                for i in range(n_states):
+                    y[s, i] = y_new[s, i]
+                if to_end:
+                    point = segment[s] + 1
                     for i in range(n_states):
-                        grad_bolus[s, point, i] = lam[s, i]
-                        lam[s, i] += state_cotangent[s, point, i]
-                if record_h[attempt, s] > 0.0:
-                    any_step = True
+                        states[s, point, i] = y[s, i]
+                        y[s, i] += bolus[s, point, i]
+                    reached_all[s, point] = True
+                    record_reached[attempt, s] = point
+                    t[s] = t_end[s]
+                    segment[s] = point
+                    h_next = max(h_next, h[s])
+                else:
+                    t[s] = t[s] + h_try[s]
+            h[s] = min(h_next, max_step)
+    for s in range(n_subjects):
+        for k in range(n_points):
+            if k <= n_segments[s] and not reached_all[s, k]:
+                states[s, k, :] = np.nan
+    return (
+        states,
+        record_y[:n_attempts].copy(),
+        record_t[:n_attempts].copy(),
+        record_h[:n_attempts].copy(),
+        record_segment[:n_attempts].copy(),
+        record_reached[:n_attempts].copy(),
+    )
+
+
+def _adjoint_template(
+    params,
+    bolus,
+    inputs,
+    record_y,
+    record_t,
+    record_h,
+    record_segment,
+    record_reached,
+    state_cotangent,
+):  # pragma: no cover - compiled
+    n_subjects, n_points, n_states = bolus.shape
+    n_params = params.shape[1]
+    lam = np.zeros((n_subjects, n_states))
+    grad_params = np.zeros(params.shape)
+    grad_bolus = np.zeros(bolus.shape)
+    grad_inputs = np.zeros(inputs.shape)
+    u = np.zeros((n_subjects, n_states))
+    for attempt in range(record_y.shape[0] - 1, -1, -1):
+        any_step = False
+        for s in range(n_subjects):
+            point = record_reached[attempt, s]
+            if point >= 0:
+                for i in range(n_states):
+                    grad_bolus[s, point, i] = lam[s, i]
+                    lam[s, i] += state_cotangent[s, point, i]
+            if record_h[attempt, s] > 0.0:
+                any_step = True
+            segment = record_segment[attempt, s]
+            for i in range(n_states):
+                u[s, i] = inputs[s, segment, i]
+        if not any_step:
+            continue
+        lam_y, lam_p, lam_u = ode_step_vjp(  # noqa: F821
+            record_t[attempt], record_h[attempt], record_y[attempt], params, u, lam
+        )
+        for s in range(n_subjects):
+            if record_h[attempt, s] > 0.0:
                 segment = record_segment[attempt, s]
                 for i in range(n_states):
-                    u[s, i] = inputs[s, segment, i]
-            if not any_step:
-                continue
-            lam_y, lam_p, lam_u = step_vjp(
-                record_t[attempt], record_h[attempt], record_y[attempt], params, u, lam
-            )
-            for s in range(n_subjects):
-                if record_h[attempt, s] > 0.0:
-                    segment = record_segment[attempt, s]
-                    for i in range(n_states):
-                        lam[s, i] = lam_y[s, i]
-                        grad_inputs[s, segment, i] += lam_u[s, i]
-                    for j in range(n_params):
-                        grad_params[s, j] += lam_p[s, j]
-        grad_bolus[:, 0, :] = lam
-        grad_y0 = lam + state_cotangent[:, 0, :]
-        return grad_params, grad_y0, grad_bolus, grad_inputs
+                    lam[s, i] = lam_y[s, i]
+                    grad_inputs[s, segment, i] += lam_u[s, i]
+                for j in range(n_params):
+                    grad_params[s, j] += lam_p[s, j]
+    grad_bolus[:, 0, :] = lam
+    grad_y0 = lam + state_cotangent[:, 0, :]
+    return grad_params, grad_y0, grad_bolus, grad_inputs
 
-    return adjoint
+
+#: bump when the driver templates change, so numba's on-disk cache is not reused
+_DRIVER_VERSION = 1
+
+
+def _jit_from_source(src: str, name: str, global_env: dict, key: str | None) -> Callable:
+    """``numba.njit`` a function compiled from ``src``, cached on disk when ``key`` is set."""
+    function = compile_numba_function_src(
+        src, name, global_env={"np": np, **global_env}, cache_key=key
+    )
+    return numba.njit(function, cache=key is not None)
+
+
+def _derived_key(*parts) -> str | None:
+    if any(part is None for part in parts):
+        return None
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 @lru_cache(maxsize=64)
 def _drivers(kernels: StepKernels) -> tuple[Callable, Callable]:
-    return _make_forward(kernels.step), _make_adjoint(kernels.step_vjp)
+    forward = _jit_from_source(
+        textwrap.dedent(inspect.getsource(_forward_template)),
+        "_forward_template",
+        {"ode_step": kernels.step, "_grown": _grown},
+        _derived_key("ode_forward", _DRIVER_VERSION, kernels.key),
+    )
+    adjoint = _jit_from_source(
+        textwrap.dedent(inspect.getsource(_adjoint_template)),
+        "_adjoint_template",
+        {"ode_step_vjp": kernels.step_vjp},
+        _derived_key("ode_adjoint", _DRIVER_VERSION, kernels.key),
+    )
+    return forward, adjoint
 
 
 # ----------------------------------------------------------------------------- Ops
@@ -436,20 +473,19 @@ class AdaptiveSolveOp(Op):
     """Forward adaptive solve: states at every breakpoint plus the attempt record.
 
     Inputs: ``params (S, P)``, ``y0 (S, N)``, ``bolus (S, B, N)`` (dose added at each
-    breakpoint), ``inputs (S, B - 1, N)`` (zero-order rate on each segment), ``h0 (S,)``.
-    Outputs: ``states (S, B, N)`` (pre-dose state at each breakpoint, NaN if not reached),
-    then the attempt record ``y (A, S, N)``, ``t (A, S)``, ``h (A, S)``, ``segment (A, S)``,
-    ``reached (A, S)`` consumed by :class:`AdaptiveAdjointOp`.
+    breakpoint), ``rates (S, B - 1, N)`` (zero-order input on each segment), ``h0 (S,)``
+    (first step), then the constants ``times (S, B)`` (breakpoints), ``n_segments (S,)`` and
+    ``atol (N,)``. Outputs: ``states (S, B, N)`` (pre-dose state at each breakpoint, NaN if
+    ``max_steps`` ran out first), then the attempt record ``y (A, S, N)``, ``t (A, S)``,
+    ``h (A, S)`` (0 when rejected or finished), ``segment (A, S)`` and ``reached (A, S)``
+    (breakpoint reached at the end of the attempt, -1 if none), consumed by
+    :class:`AdaptiveAdjointOp`.
     """
 
-    __props__ = ("kernels", "grid_key", "settings", "max_steps")
+    __props__ = ("kernels", "settings", "max_steps")
 
-    def __init__(self, kernels: StepKernels, grid, method: AdaptiveMethod) -> None:
+    def __init__(self, kernels: StepKernels, method: AdaptiveMethod) -> None:
         self.kernels = kernels
-        self.grid = grid
-        self.grid_key = hashlib.sha256(
-            grid.times.tobytes() + grid.n_segments.tobytes() + str(grid.times.shape).encode()
-        ).hexdigest()
         self.settings = (
             float(method.rtol),
             float(method.safety),
@@ -458,13 +494,12 @@ class AdaptiveSolveOp(Op):
             float(method.error_exponent),
             float(method.max_step),
         )
-        self.atol = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(method.atol, float), (kernels.n_states,))
-        )
         self.max_steps = int(method.max_steps)
 
-    def make_node(self, params, y0, bolus, inputs, h0):
-        inputs_ = [pt.as_tensor_variable(v) for v in (params, y0, bolus, inputs, h0)]
+    def make_node(self, params, y0, bolus, rates, h0, times, n_segments, atol):
+        """Build the node; see the class docstring for the inputs and outputs."""
+        inputs = [pt.as_tensor_variable(v) for v in (params, y0, bolus, rates, h0, times)]
+        inputs += [pt.as_tensor_variable(n_segments, dtype="int64"), pt.as_tensor_variable(atol)]
         outputs = [
             pt.tensor(dtype="float64", shape=(None, None, None)),
             pt.tensor(dtype="float64", shape=(None, None, None)),
@@ -473,42 +508,36 @@ class AdaptiveSolveOp(Op):
             pt.lmatrix(),
             pt.lmatrix(),
         ]
-        return Apply(self, inputs_, outputs)
-
-    def _run(self, params, y0, bolus, inputs, h0):
-        forward, _ = _drivers(self.kernels)
-        return forward(
-            params,
-            y0,
-            bolus,
-            inputs,
-            h0,
-            self.grid.times,
-            self.grid.n_segments,
-            self.atol,
-            self.settings,
-            self.max_steps,
-        )
+        return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
-        for storage, value in zip(output_storage, self._run(*inputs), strict=True):
+        """Run the numba forward driver (C and Python back-ends)."""
+        forward, _ = _drivers(self.kernels)
+        results = forward(*inputs, self.settings, self.max_steps)
+        for storage, value in zip(output_storage, results, strict=True):
             storage[0] = value
 
     def pullback(self, inputs, outputs, output_grads):
-        params, y0, bolus, rates, h0 = inputs
+        """Gradients through :class:`AdaptiveAdjointOp`; steps and constants get none."""
+        params, _, bolus, rates = inputs[:4]
         cotangent = output_grads[0]
         if isinstance(cotangent.type, DisconnectedType):
             cotangent = pt.zeros_like(outputs[0])
         adjoint = AdaptiveAdjointOp(self.kernels)(params, bolus, rates, *outputs[1:], cotangent)
-        grad_params, grad_y0, grad_bolus, grad_rates = adjoint
-        return [grad_params, grad_y0, grad_bolus, grad_rates, DisconnectedType()()]
+        return [*adjoint, *(DisconnectedType()() for _ in range(4))]
 
     def connection_pattern(self, node):
-        return [[True] + [False] * 5] * 4 + [[False] * 6]
+        """Only the states depend (differentiably) on params, y0, bolus and rates."""
+        return [[True] + [False] * 5] * 4 + [[False] * 6] * 4
 
 
 class AdaptiveAdjointOp(Op):
-    """Discrete adjoint of :class:`AdaptiveSolveOp` (see the module docstring)."""
+    """Discrete adjoint of :class:`AdaptiveSolveOp` (see the module docstring).
+
+    Inputs: ``params, bolus, rates``, the five attempt-record outputs of the forward Op and
+    the cotangent of its states. Outputs: gradients with respect to ``params``, ``y0``,
+    ``bolus`` and ``rates``.
+    """
 
     __props__ = ("kernels",)
 
@@ -516,41 +545,47 @@ class AdaptiveAdjointOp(Op):
         self.kernels = kernels
 
     def make_node(self, params, bolus, rates, rec_y, rec_t, rec_h, rec_segment, rec_reached, cot):
-        inputs_ = [
+        """Build the node; see the class docstring for the inputs and outputs."""
+        inputs = [
             pt.as_tensor_variable(v)
             for v in (params, bolus, rates, rec_y, rec_t, rec_h, rec_segment, rec_reached, cot)
         ]
-        outputs = [inputs_[0].type(), pt.dmatrix(), inputs_[1].type(), inputs_[2].type()]
-        return Apply(self, inputs_, outputs)
+        outputs = [inputs[0].type(), pt.dmatrix(), inputs[1].type(), inputs[2].type()]
+        return Apply(self, inputs, outputs)
 
     def perform(self, node, inputs, output_storage):
+        """Run the numba adjoint driver (C and Python back-ends)."""
         _, adjoint = _drivers(self.kernels)
         for storage, value in zip(output_storage, adjoint(*inputs), strict=True):
             storage[0] = value
 
 
-@numba_funcify.register(AdaptiveSolveOp)
+def _literal(value: float) -> str:
+    return "np.inf" if value == np.inf else repr(float(value))
+
+
+@register_funcify_and_cache_key(AdaptiveSolveOp)
 def _numba_adaptive_solve(op, node=None, **kwargs):
     forward, _ = _drivers(op.kernels)
-    times, n_segments = op.grid.times, op.grid.n_segments
-    atol, settings, max_steps = op.atol, op.settings, op.max_steps
+    settings = "(" + ", ".join(_literal(v) for v in op.settings) + ",)"
+    src = (
+        "def adaptive_solve(params, y0, bolus, rates, h0, times, n_segments, atol):\n"
+        "    return forward(params, y0, bolus, rates, h0, times, n_segments, atol, "
+        f"{settings}, {op.max_steps})\n"
+    )
+    key = _derived_key("ode_adaptive_solve", _DRIVER_VERSION, src, op.kernels.key)
+    return _jit_from_source(src, "adaptive_solve", {"forward": forward}, key), key
 
-    @numba.njit
-    def adaptive_solve(params, y0, bolus, inputs, h0):  # pragma: no cover - compiled
-        return forward(params, y0, bolus, inputs, h0, times, n_segments, atol, settings, max_steps)
 
-    return adaptive_solve
-
-
-@numba_funcify.register(AdaptiveAdjointOp)
+@register_funcify_and_cache_key(AdaptiveAdjointOp)
 def _numba_adaptive_adjoint(op, node=None, **kwargs):
     _, adjoint = _drivers(op.kernels)
-    return adjoint
+    return adjoint, _derived_key("ode_adjoint", _DRIVER_VERSION, op.kernels.key)
 
 
 def adaptive_solve(
     kernels: StepKernels,
-    grid,
+    grid: BreakpointGrid,
     method: AdaptiveMethod,
     params: TensorVariable,
     y0: TensorVariable,
@@ -558,5 +593,19 @@ def adaptive_solve(
     rates: TensorVariable,
     h0: TensorVariable,
 ) -> TensorVariable:
-    """States at every breakpoint, shape ``(S, B, N)``, through the compiled Ops."""
-    return AdaptiveSolveOp(kernels, grid, method)(params, y0, bolus, rates, h0)[0]
+    """States at every breakpoint, shape ``(S, B, N)``, through the compiled Ops.
+
+    Parameters
+    ----------
+    kernels : StepKernels
+        From :func:`build_step_kernels` for the same system, method and batch size.
+    grid : BreakpointGrid
+        Breakpoints of every subject.
+    method : AdaptiveMethod
+        Tolerances and controller settings.
+    params, y0, bolus, rates, h0 : TensorVariable
+        See :class:`AdaptiveSolveOp`.
+    """
+    atol = np.broadcast_to(np.asarray(method.atol, float), (kernels.n_states,)).copy()
+    op = AdaptiveSolveOp(kernels, method)
+    return op(params, y0, bolus, rates, h0, grid.times, grid.n_segments, atol)[0]
