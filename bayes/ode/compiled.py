@@ -432,13 +432,13 @@ def _adjoint_template(
 
 
 #: bump when the driver templates change, so numba's on-disk cache is not reused
-_DRIVER_VERSION = 1
+_DRIVER_VERSION = 2
 
 
 def _jit_from_source(src: str, name: str, global_env: dict, key: str | None) -> Callable:
     """``numba.njit`` a function compiled from ``src``, cached on disk when ``key`` is set."""
     function = compile_numba_function_src(
-        src, name, global_env={"np": np, **global_env}, cache_key=key
+        src, name, global_env=globals() | global_env, cache_key=key
     )
     return numba.njit(function, cache=key is not None)
 
