@@ -67,6 +67,14 @@ class StepKernels:
     step_vjp : callable
         ``step_vjp(t, h, y, p, u, lam) -> (lam_y, lam_p, lam_u)``: ``lam`` contracted with the
         Jacobians of ``y_new`` with respect to ``y``, ``p`` and ``u``.
+    n_states : int
+        Number of states.
+    kind : {"scalar", "array"}
+        ``"scalar"``: one scalar function per subject, generated from an elementwise
+        right-hand side (no temporary arrays); ``"array"``: PyTensor graphs over the whole
+        batch (any right-hand side, e.g. one that sums over an implant axis).
+    key : str or None
+        Cache key of the compiled kernels (None: not cacheable on disk).
     """
 
     def __init__(
@@ -140,7 +148,7 @@ def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) 
     step_vjp = pytensor.function([t, h, y, p, u, lam], grads, mode=_KERNEL_MODE)
     step_fn, step_key = numba_funcify_ensure_cache(step.maker.fgraph)
     vjp_fn, vjp_key = numba_funcify_ensure_cache(step_vjp.maker.fgraph)
-    return StepKernels(step_fn, vjp_fn, n, "vector", _derived_key("vector", step_key, vjp_key))
+    return StepKernels(step_fn, vjp_fn, n, "array", _derived_key("array", step_key, vjp_key))
 
 
 def _to_scalar_graph(inputs, outputs):
@@ -433,6 +441,9 @@ def _adjoint_template(
 
 #: bump when the driver templates change, so numba's on-disk cache is not reused
 _DRIVER_VERSION = 2
+#: driver sources, read once at import (numba compiles them with the kernels bound)
+_FORWARD_SRC = textwrap.dedent(inspect.getsource(_forward_template))
+_ADJOINT_SRC = textwrap.dedent(inspect.getsource(_adjoint_template))
 
 
 def _jit_from_source(src: str, name: str, global_env: dict, key: str | None) -> Callable:
@@ -452,16 +463,16 @@ def _derived_key(*parts) -> str | None:
 @lru_cache(maxsize=64)
 def _drivers(kernels: StepKernels) -> tuple[Callable, Callable]:
     forward = _jit_from_source(
-        textwrap.dedent(inspect.getsource(_forward_template)),
+        _FORWARD_SRC,
         "_forward_template",
         {"ode_step": kernels.step, "_grown": _grown},
-        _derived_key("ode_forward", _DRIVER_VERSION, kernels.key),
+        _derived_key("ode_forward", _DRIVER_VERSION, _FORWARD_SRC, kernels.key),
     )
     adjoint = _jit_from_source(
-        textwrap.dedent(inspect.getsource(_adjoint_template)),
+        _ADJOINT_SRC,
         "_adjoint_template",
         {"ode_step_vjp": kernels.step_vjp},
-        _derived_key("ode_adjoint", _DRIVER_VERSION, kernels.key),
+        _derived_key("ode_adjoint", _DRIVER_VERSION, _ADJOINT_SRC, kernels.key),
     )
     return forward, adjoint
 
