@@ -3,7 +3,8 @@
 Both paths take the same per-subject steps, so states and gradients must agree to rounding,
 with bolus doses (symbolic amounts), zero-order inputs (symbolic rates) and initial states.
 The finite-difference checks of the default (compiled) path are in the problem-specific
-test modules; this one pins the discrete adjoint to PyTensor's own autodiff of the scan.
+test modules and the C-vs-numba check in ``test_ode_backends.py``; this one pins the discrete
+adjoint to PyTensor's own autodiff of the scan.
 """
 
 from __future__ import annotations
@@ -90,15 +91,6 @@ def test_compiled_states_and_gradients_equal_scan(results, kind):
     for compiled, scanned in zip(results[kind], results["scan"], strict=True):
         assert np.all(np.isfinite(compiled))
         np.testing.assert_allclose(compiled, scanned, rtol=1e-11, atol=1e-13)
-
-
-def test_c_backend_runs_the_same_compiled_ops(results):
-    params, y0 = pt.dmatrix("params"), pt.dmatrix("y0")
-    fn = pytensor.function(
-        [params, y0], outputs_for(ELEMENTWISE, "compiled", params, y0), mode="CVM"
-    )
-    for c_value, numba_value in zip(fn(PARAM_VALUES, Y0_VALUES), results["scalar"], strict=True):
-        np.testing.assert_allclose(c_value, numba_value, rtol=1e-13, atol=1e-15)
 
 
 def test_max_steps_exhausted_gives_nan():
