@@ -117,6 +117,12 @@ class AdaptiveMethod:
     safety, min_factor, max_factor : float
         Step-size controller constants: ``h_new = h * clip(safety * err**(-1/order),
         min_factor, max_factor)``.
+    engine : {"auto", "compiled", "scan"}
+        ``"compiled"``: the forward solve and its discrete adjoint run as two numba-compiled
+        Ops around PyTensor-compiled step kernels (:mod:`bayes.ode.compiled`; fast, linear
+        in subjects). ``"scan"``: a PyTensor while-scan differentiated by autodiff (works on
+        every back-end, including JAX). ``"auto"`` (default): compiled unless the
+        right-hand side captures symbolic inputs other than states, parameters and time.
     """
 
     rtol: float = 1e-8
@@ -127,11 +133,14 @@ class AdaptiveMethod:
     safety: float = 0.9
     min_factor: float = 0.2
     max_factor: float = 5.0
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         """Validate settings."""
         if not (self.rtol > 0 and self.max_steps > 0 and self.max_step > 0):
             raise ValueError("rtol, max_steps and max_step must be positive")
+        if self.engine not in ("auto", "compiled", "scan"):
+            raise ValueError(f"engine must be 'auto', 'compiled' or 'scan', got {self.engine!r}")
         if isinstance(self.atol, Sequence):
             object.__setattr__(self, "atol", tuple(float(a) for a in self.atol))
 

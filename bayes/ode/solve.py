@@ -178,6 +178,52 @@ def _step_factor(method: AdaptiveMethod, err_norm: TensorVariable, accepted) -> 
     return pt.switch(accepted, factor, pt.minimum(factor, 1.0))
 
 
+def _dense_tables(problem: _Problem, tables: StateTables, shape: tuple[int, int]):
+    """Stack per-state event tables into one ``shape + (n_states,)`` tensor (zeros elsewhere)."""
+    columns = [
+        tables[i] if i in tables else pt.zeros(shape) for i in range(problem.system.n_states)
+    ]
+    return pt.stack(columns, axis=-1)
+
+
+def _solve_compiled(problem: _Problem, method: AdaptiveMethod, kernels) -> list[TensorVariable]:
+    """Adaptive solve through the compiled forward/adjoint Ops of :mod:`bayes.ode.compiled`."""
+    from bayes.ode.compiled import adaptive_solve
+
+    grid = problem.grid
+    params = (
+        pt.stack(problem.parameter_columns, axis=1)
+        if problem.parameter_columns
+        else (pt.zeros((problem.n_subjects, 0)))
+    )
+    y0 = pt.stack(problem.y0, axis=1)
+    bolus = _dense_tables(problem, problem.bolus_tables, grid.times.shape)
+    rates = _dense_tables(problem, problem.input_tables, (problem.n_subjects, grid.max_segments))
+    y_start = [
+        y_i + problem.bolus_tables[i][:, 0] if i in problem.bolus_tables else y_i
+        for i, y_i in enumerate(problem.y0)
+    ]
+    h0 = _initial_step(problem, method, y_start)
+    at_points = adaptive_solve(kernels, grid, method, params, y0, bolus, rates, h0)
+    subject_col = np.arange(problem.n_subjects)[:, None]
+    at_obs = at_points[subject_col, grid.obs_index]
+    return [at_obs[:, :, i] for i in range(problem.system.n_states)]
+
+
+def _compiled_kernels(problem: _Problem, method: AdaptiveMethod):
+    """Step kernels for the compiled path, or ``None`` when the scan path must be used."""
+    if method.engine == "scan":
+        return None
+    from bayes.ode.compiled import UnsupportedSystemError, build_step_kernels
+
+    try:
+        return build_step_kernels(problem.system, method, problem.n_subjects)
+    except UnsupportedSystemError:
+        if method.engine == "compiled":
+            raise
+        return None
+
+
 def _solve_adaptive(problem: _Problem, method: AdaptiveMethod) -> list[TensorVariable]:
     """Error-controlled driver: per-subject step sizes inside one while-scan.
 
@@ -327,7 +373,11 @@ def solve(
     if isinstance(method, RK4):
         columns = _solve_fixed(problem, method)
     elif isinstance(method, AdaptiveMethod):
-        columns = _solve_adaptive(problem, method)
+        kernels = _compiled_kernels(problem, method)
+        if kernels is None:
+            columns = _solve_adaptive(problem, method)
+        else:
+            columns = _solve_compiled(problem, method, kernels)
     else:
         raise TypeError(f"unknown method {method!r}")
     return pt.stack(columns, axis=-1)
