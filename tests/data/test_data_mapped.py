@@ -2,7 +2,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MAPPINGS
+from conftest import MAPPINGS, SHARED_DATA
 
 from bayes.data import DataError, load_mapping, read_mapped
 
@@ -12,8 +12,6 @@ INSPECTUMOURS = MAPPINGS / "inspectumours.toml"
 
 @pytest.fixture(scope="module")
 def eigenmann():
-    from conftest import SHARED_DATA
-
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not present (fresh clone): real-data tests need it")
     return read_mapped(EIGENMANN)
