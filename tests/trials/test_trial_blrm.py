@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pymc as pm
 import pytest
 from scipy.special import expit
 
@@ -55,7 +56,6 @@ def test_grid_prior_moments_and_resolution():
 
 @pytest.mark.slow
 def test_grid_matches_pymc_nuts():
-    pm = pytest.importorskip("pymc")
     with pm.Model():
         theta = pm.MvNormal("theta", mu=PRIOR_MEAN, cov=PRIOR_COVARIANCE)
         p = pm.math.sigmoid(theta[0] + pm.math.exp(theta[1]) * np.log(DOSES / REFERENCE))
