@@ -1,10 +1,14 @@
 """The CF-IL2 model of IL-2 cytokine factories (DESIGN section 4), built as a :class:`ModelSpec`.
 
 States per mouse: immune effect ``effect`` (fraction of maximal kill), anti-PD-1 exposure ``pd1``
-(in standard doses) and log tumour burden ``log_burden``. Local and systemic IL-2 are closed-form
-functions of time (:mod:`bayes.models.pk`) that drive the effect through a Hill function
-(:mod:`bayes.models.immune`); the tumour grows by the chosen law and is killed at
-``kill_rate * effect * (1 + pd1_enhancement * pd1)`` (:mod:`bayes.models.tumour`).
+(in standard doses), free log tumour burden ``free_log_burden`` and cumulative extinction hazard
+``extinction_hazard``. Local and systemic IL-2 are closed-form functions of time
+(:mod:`bayes.models.pk`) that drive the effect through a Hill function
+(:mod:`bayes.models.immune`); the tumour grows by the chosen law, is killed at
+``kill_rate * effect * (1 + pd1_enhancement * pd1)`` and dies out below the extinction threshold
+(:mod:`bayes.models.tumour`). By default the states are computed by the exact cascade solution
+(:mod:`bayes.models.cf_il2_solution`); ``solver = "ode"`` integrates the same right-hand side with
+the Dormand-Prince engine instead (slower; kept as a cross-check).
 
 Data conventions: tumour burden analyte (``tumour_volume`` in mm^3 or ``bioluminescence`` in p/s)
 is modelled on the log scale in the data's unit; IL-2 analytes ``il2_local`` (cavity fluid) and
@@ -17,9 +21,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bayes.data import Study
+from bayes.models.cf_il2_solution import cascade_solution
 from bayes.models.design import first_log_observation
 from bayes.models.immune import effect_derivative, hill_stimulus, pd1_factor
 from bayes.models.observation import ErrorModel
@@ -29,13 +34,13 @@ from bayes.models.spec import DoseRoute, ModelSpec, Observable
 from bayes.models.tumour import (
     GROWTH_PARAMETERS,
     GrowthLaw,
-    alive_fraction,
+    extinction_hazard,
     growth_rate_at,
-    killable_fraction,
+    observed_log_burden,
 )
 from bayes.ode import Dopri5, ODESystem
 
-STATES = ("effect", "pd1", "log_burden")
+STATES = ("effect", "pd1", "free_log_burden", "extinction_hazard")
 IMMUNE_PARAMETERS = ("ec50", "hill", "k_effect", "kill_rate", "pd1_enhancement", "k_pd1")
 BURDEN_REFERENCE = "first_log_burden_observation"
 
@@ -58,8 +63,13 @@ class CFIL2Config(BaseModel):
     antibody_standard_dose_ug : float
         Anti-PD-1 amount that counts as one unit of exposure (200 ug i.p., the usual 10 mg/kg in
         a 20 g mouse).
+    solver : {"cascade", "ode"}
+        ``cascade``: the exact solution on a time grid (fast; default); ``ode``: the
+        Dormand-Prince engine on the same right-hand side.
+    grid_step : float
+        Largest step (day) of the cascade's time grid.
     rtol, atol : float
-        Tolerances of the Dormand-Prince solver.
+        Tolerances of the Dormand-Prince solver (``solver = "ode"``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +83,8 @@ class CFIL2Config(BaseModel):
     implant_kind: str = "capsule_implant"
     antibody_kind: str = "antibody_dose"
     antibody_standard_dose_ug: float = 200.0
+    solver: Literal["cascade", "ode"] = "cascade"
+    grid_step: float = Field(default=0.25, gt=0, le=1.0)
     rtol: float = 1e-6
     atol: float = 1e-8
 
@@ -151,11 +163,25 @@ def cf_il2_spec(study: Study, config: CFIL2Config | None = None) -> ModelSpec:
                 "pd1", amount_factor=1 / config.antibody_standard_dose_ug
             )
         },
-        initial_state={"log_burden": "log_burden0"},
+        initial_state={"free_log_burden": "log_burden0"},
         references={BURDEN_REFERENCE: reference},
         subject_data={"implant_times": times, "implant_outputs": outputs},
         external_events=(config.implant_kind,),
         method=Dopri5(rtol=config.rtol, atol=config.atol),
+        solution=None if config.solver == "ode" else _cascade(config, times, outputs, reference),
+    )
+
+
+def _cascade(config: CFIL2Config, times: np.ndarray, outputs: np.ndarray, reference: np.ndarray):
+    return cascade_solution(
+        config.growth,
+        config.release,
+        times,
+        outputs,
+        reference,
+        antibody_kind=config.antibody_kind,
+        antibody_unit_ug=config.antibody_standard_dose_ug,
+        grid_step=config.grid_step,
     )
 
 
@@ -164,13 +190,12 @@ def _rhs(config: CFIL2Config, times: np.ndarray, outputs: np.ndarray, reference:
         c_local, _ = il2_concentrations(t, times, outputs, p, config.release)
         stimulus = hill_stimulus(c_local, p["ec50"], p["hill"])
         kill = p["kill_rate"] * y["effect"] * pd1_factor(y["pd1"], p["pd1_enhancement"])
-        growth = growth_rate_at(config.growth, y["log_burden"], reference, p)
-        alive = alive_fraction(y["log_burden"], p["extinction_log_burden"])
-        killable = killable_fraction(y["log_burden"], p["extinction_log_burden"])
+        free = y["free_log_burden"]
         return {
             "effect": effect_derivative(y["effect"], stimulus, p["k_effect"]),
             "pd1": -p["k_pd1"] * y["pd1"],
-            "log_burden": growth * alive - kill * killable,
+            "free_log_burden": growth_rate_at(config.growth, free, reference, p) - kill,
+            "extinction_hazard": extinction_hazard(free, p["extinction_log_burden"]),
         }
 
     return rhs
@@ -183,7 +208,7 @@ def _observables(config: CFIL2Config, analytes: set[str]) -> dict[str, Observabl
     )
     observables = {
         config.burden_analyte: Observable(
-            predict=lambda t, y, p: y["log_burden"], error=burden_error, log_prediction=True
+            predict=_log_burden, error=burden_error, log_prediction=True
         )
     }
     il2_error = ErrorModel(sigma="sigma_il2")
@@ -193,6 +218,12 @@ def _observables(config: CFIL2Config, analytes: set[str]) -> dict[str, Observabl
                 predict=_il2_predictor(config.release, index), error=il2_error
             )
     return observables
+
+
+def _log_burden(t, y, p):
+    return observed_log_burden(
+        y["free_log_burden"], y["extinction_hazard"], p["extinction_log_burden"]
+    )
 
 
 def _il2_predictor(release: ReleaseShape, index: int):

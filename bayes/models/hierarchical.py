@@ -119,6 +119,9 @@ class HierarchicalModel:
         }
 
     def _solve(self, params: Mapping[str, TensorVariable]) -> TensorVariable:
+        if self.spec.solution is not None:
+            t0 = np.broadcast_to(np.asarray(self._t0(), dtype=float), (self.design.n_subjects,))
+            return self.spec.solution(params, self.design, t0)
         system = self.spec.system
         matrix = pt.stack([params[name] for name in system.parameters], axis=1)
         y0 = pt.stack([self._initial(state, params) for state in system.states], axis=1)
@@ -241,12 +244,17 @@ class HierarchicalModel:
                 for analyte, o in self.spec.observables.items()
             },
             "doses": {k: r.state for k, r in self.spec.doses.items()},
-            "method": repr(self.spec.method),
+            "method": self._method_description(),
             "priors": self.priors.to_dict(),
             "effects": [vars(e) for e in self.effects],
             "correlated": list(self.correlated),
             "data_hash": study_hash(self.study),
         }
+
+    def _method_description(self) -> str:
+        if self.spec.solution is None:
+            return repr(self.spec.method)
+        return getattr(self.spec.solution, "description", "exact solution")
 
     def fit(self, **sampler: Any) -> xr.DataTree:
         """Sample the posterior; keyword arguments go to :func:`bayes.inference.sample`.

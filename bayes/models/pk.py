@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorVariable
 
 from bayes.models.release import ReleaseShape, release_terms
-from bayes.ode.linear import chain_amounts
+from bayes.ode.linear import chain_amounts, exp_divided_difference_1
 
 PK_PARAMETERS = ("k_sys", "v_sys", "v_local", "local_systemic_ratio", "k_local_loss")
 NG_PER_UG = 1000.0
@@ -69,3 +70,40 @@ def il2_concentrations(
         local = local + a_local[:, 0]
         systemic = systemic + a_sys[:, 0]
     return local / p["v_local"], systemic / p["v_sys"]
+
+
+def local_concentration_grid(
+    times: np.ndarray,
+    implant_times: np.ndarray,
+    implant_outputs: np.ndarray,
+    p: Mapping[str, TensorVariable],
+    shape: ReleaseShape = "exponential",
+) -> TensorVariable:
+    """Return local IL-2 (ng/mL) of every subject at shared ``times``, shape ``(subject, G)``.
+
+    The same closed form as :func:`il2_concentrations`, broadcast over a time grid instead of
+    one time per row (no systemic amount, no per-row copies of the parameters).
+
+    Parameters
+    ----------
+    times : numpy.ndarray, shape (G,)
+        Grid times (day).
+    implant_times, implant_outputs : numpy.ndarray, shape (subject, n_implant)
+        Implant times (day) and capsule outputs (ug/day), zero-padded.
+    p : mapping
+        Per-subject parameters (shape ``(subject,)``).
+    shape : {"exponential", "biphasic"}
+        Release shape.
+    """
+    elapsed = times[None, :, None] - implant_times[:, None, :]
+    started = (elapsed > 0) * implant_outputs[:, None, :] * NG_PER_UG
+    tau = np.maximum(elapsed, 0.0)
+    k_local = (absorption_rate(p) + p["k_local_loss"])[:, None, None]
+    rho = p["rho"][:, None, None]
+    amount = 0.0
+    for weight, k_release in release_terms(shape, p):
+        weight = pt.as_tensor_variable(weight)
+        weight = weight[:, None, None] if weight.ndim == 1 else weight
+        response = exp_divided_difference_1(k_release[:, None, None], k_local, tau)
+        amount = amount + (weight * rho * started * response).sum(axis=-1)
+    return amount / p["v_local"][:, None]

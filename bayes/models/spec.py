@@ -109,6 +109,12 @@ class ModelSpec:
     t0 : float or None
         Start of integration (day); ``None`` starts each subject at its first observation or
         event.
+    solution : callable, optional
+        ``solution(parameters, design, t0) -> states (subject, n_obs, n_states)``: an exact or
+        semi-analytic solution of ``system`` (like NONMEM's ADVAN subroutines beside $DES) used
+        instead of the ODE ``method``; ``parameters`` maps every structural parameter to a
+        ``(subject,)`` tensor, ``design`` is the :class:`~bayes.models.design.Design`, ``t0``
+        the per-subject start times.
     """
 
     name: str
@@ -122,6 +128,7 @@ class ModelSpec:
     external_events: tuple[str, ...] = ()
     method: RK4 | Dopri5 | Rosenbrock = field(default_factory=lambda: Dopri5(rtol=1e-6, atol=1e-9))
     t0: float | None = None
+    solution: Callable[..., TensorVariable] | None = None
 
     def __post_init__(self) -> None:
         """Freeze the mappings and check that every name refers to something."""

@@ -1,6 +1,6 @@
 """Tumour burden in log space, ``y = ln(burden)``, with selectable growth laws and eradication.
 
-``dy/dt = growth(y) * alive(y) - kill * killable(y)``, where the growth laws are written relative
+``dy/dt = growth(y) - kill``, where the growth laws are written relative
 to each subject's reference log burden ``y_ref`` (its first observation), so ``growth_rate`` is
 the specific growth rate at the start for every law:
 
@@ -10,12 +10,16 @@ the specific growth rate at the start for every law:
 - logistic: ``growth_rate (1 - exp(y - y_K)) / (1 - exp(y_ref - y_K))`` with the log capacity
   ``y_K`` (``carrying_log_capacity``, whose prior is an offset above ``y_ref``).
 
-Eradication: below the extinction threshold ``y_ext`` (``extinction_log_burden``, whose prior is an
-offset below ``y_ref``; about 1-100 cells left) a tumour cannot regrow: ``alive(y)`` is a steep
-logistic step from 1 to 0 around ``y_ext``. Killing stops a little lower (``killable(y)``, the
-same step ``KILL_FLOOR`` ln units below), so the log burden of an eradicated tumour comes to rest
-there, where growth is ~1e-5 of its rate: it stays eradicated after the immune effect has faded
+Eradication (extinction threshold): the free log burden ``y`` (growth and kill only) is what a
+tumour would do if it could not die out. Below the extinction threshold ``y_ext``
+(``extinction_log_burden``, whose prior is an offset below ``y_ref``; about 1-100 cells left) a
+tumour goes extinct at the hazard ``EXTINCTION_RATE * sigmoid((y_ext - y) / EXTINCTION_WIDTH)``;
+its cumulative hazard ``H`` is a state. The observed log burden is
+``y_floor + exp(-H) (y - y_floor)`` with ``y_floor = y_ext - KILL_FLOOR``: an eradicated tumour
+rests at the floor, below any detection limit, and stays there after the immune effect fades
 ("cured without recurrence"), while a regression that stops short of the threshold regrows.
+Every state obeys a linear ODE given the states above it, so the CF-IL2 model solves exactly
+on a time grid (:mod:`bayes.models.cf_il2_solution`).
 """
 
 from __future__ import annotations
@@ -32,9 +36,13 @@ GROWTH_PARAMETERS: dict[str, tuple[str, ...]] = {
     "logistic": ("growth_rate", "carrying_log_capacity"),
 }
 EXTINCTION_WIDTH = 0.25
-"""Width (ln units) of the step from growing to extinct around the extinction threshold."""
+"""Width (ln units) of the step of the extinction hazard around the threshold."""
 KILL_FLOOR = 10 * EXTINCTION_WIDTH
-"""How far (ln units) below the extinction threshold killing stops."""
+"""How far (ln units) below the extinction threshold an eradicated tumour's log burden rests."""
+EXTINCTION_RATE = 5.0
+"""Extinction hazard (1/day) well below the threshold: a tumour whose free burden stays below it
+for a day is gone (rationale: with 1-100 cells left, the immune attack that drove the burden
+there clears the rest within hours to a day)."""
 
 
 def growth_rate_at(
@@ -65,11 +73,14 @@ def growth_rate_at(
     raise ValueError(f"unknown growth law {law!r}; choose from {sorted(GROWTH_PARAMETERS)}")
 
 
-def alive_fraction(log_burden: TensorVariable, extinction_log_burden: TensorVariable):
-    """Return a smooth step: 1 well above the extinction threshold, 0 below it."""
-    return pt.sigmoid((log_burden - extinction_log_burden) / EXTINCTION_WIDTH)
+def extinction_hazard(log_burden: TensorVariable, extinction_log_burden: TensorVariable):
+    """Return the hazard (1/day) of extinction: ``EXTINCTION_RATE`` well below the threshold."""
+    return EXTINCTION_RATE * pt.sigmoid((extinction_log_burden - log_burden) / EXTINCTION_WIDTH)
 
 
-def killable_fraction(log_burden: TensorVariable, extinction_log_burden: TensorVariable):
-    """Return a smooth step that ends killing ``KILL_FLOOR`` below the extinction threshold."""
-    return pt.sigmoid((log_burden - extinction_log_burden + KILL_FLOOR) / EXTINCTION_WIDTH)
+def observed_log_burden(
+    free_log_burden: TensorVariable, hazard: TensorVariable, extinction_log_burden: TensorVariable
+) -> TensorVariable:
+    """Return the log burden of a tumour that survived with probability ``exp(-hazard)``."""
+    floor = extinction_log_burden - KILL_FLOOR
+    return floor + pt.exp(-hazard) * (free_log_burden - floor)
