@@ -84,7 +84,7 @@ class CFIL2Config(BaseModel):
     antibody_kind: str = "antibody_dose"
     antibody_standard_dose_ug: float = 200.0
     solver: Literal["cascade", "ode"] = "cascade"
-    grid_step: float = Field(default=0.25, gt=0, le=1.0)
+    grid_step: float = Field(default=0.5, gt=0, le=1.0)
     rtol: float = 1e-6
     atol: float = 1e-8
 

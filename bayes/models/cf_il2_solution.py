@@ -15,8 +15,13 @@ With the driving input of each step taken as linear between grid points,
 trajectory is a few vectorised operations, which compile in seconds and differentiate
 exactly (the same right-hand side, solved by the Dormand-Prince engine, is
 :func:`bayes.models.cf_il2.cf_il2_spec` with ``solver = "ode"``; the tests compare the two). The
-grid has a step of ``grid_step`` days (0.25 by default), every observation, implant and dose time,
-and two refinement points after each implant and dose.
+grid has a step of ``grid_step`` days (0.5 by default), every observation, implant and dose time,
+and 16 points in geometric progression after each implant (where local IL-2 rises within hours).
+The part of the kill integral that linear interpolation of the immune effect would miss is added
+back exactly (:func:`_curvature_of_effect`). Against scipy's Radau (rtol 1e-10) on the reference
+cohort's generating values the log burden is within 0.01 ln units at the default grid, and the
+observed log burden of all 41 reference mice within 0.03 of the Dormand-Prince solution
+(``tests/models/test_cf_il2_solution.py``).
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from bayes.models.tumour import EXTINCTION_RATE, EXTINCTION_WIDTH, GrowthLaw
 from bayes.ode.cascade import (
     TimeGrid,
     cumulative_integral,
+    cumulative_sum,
     integral_of_exp,
     integral_of_sigmoid,
     linear_response,
+    rate_cap,
     time_grid,
 )
 
@@ -54,7 +61,7 @@ def cascade_solution(
     reference: np.ndarray,
     antibody_kind: str,
     antibody_unit_ug: float,
-    grid_step: float = 0.25,
+    grid_step: float = 0.5,
 ) -> Solution:
     """Return ``solution(params, design, t0)``: CF-IL2 states at the design's observation times.
 
@@ -101,7 +108,11 @@ def cascade_solution(
         enhancement = params["pd1_enhancement"][:, None]
         kill_start = kill[:, :-1] * (1.0 + enhancement * after[:, :-1])
         kill_end = kill[:, 1:] * (1.0 + enhancement * before[:, 1:])
-        free = _free_log_burden(growth, params, reference, kill_start, kill_end, grid)
+        missed = _curvature_of_effect(k_effect, stimulus, effect, grid)
+        mean_exposure = 0.5 * (after[:, :-1] + before[:, 1:])
+        kill_missed = params["kill_rate"][:, None] * missed * (1.0 + enhancement * mean_exposure)
+        kill = (kill_start, kill_end, kill_missed)
+        free = _free_log_burden(growth, params, reference, kill, grid)
         threshold = params["extinction_log_burden"][:, None]
         hazard = EXTINCTION_RATE * integral_of_sigmoid((threshold - free) / EXTINCTION_WIDTH, grid)
         states = pt.stack([effect, before, free, hazard], axis=-1)
@@ -110,6 +121,23 @@ def cascade_solution(
 
     solution.description = f"cascade(grid_step={grid_step})"
     return solution
+
+
+def _curvature_of_effect(
+    k_effect: TensorVariable, stimulus: TensorVariable, effect: TensorVariable, grid: TimeGrid
+) -> TensorVariable:
+    """Return what linear interpolation of the effect misses of its integral, per interval.
+
+    ``dE/dt = k (S - E)`` gives ``int E = int S - (E_end - E_start) / k`` exactly; the immune
+    effect bends most in the first days (it rises on the scale ``1/k``), where linear
+    interpolation would understate killing.
+    """
+    steps = grid.steps[None, :]
+    rate = pt.minimum(k_effect, rate_cap(grid))[:, None]
+    exact = (
+        0.5 * steps * (stimulus[:, :-1] + stimulus[:, 1:]) - (effect[:, 1:] - effect[:, :-1]) / rate
+    )
+    return exact - 0.5 * steps * (effect[:, :-1] + effect[:, 1:])
 
 
 def _doses(design: Design, kind: str, unit_ug: float) -> tuple[np.ndarray, np.ndarray]:
@@ -147,25 +175,36 @@ def _free_log_burden(
     growth: GrowthLaw,
     params: Parameters,
     reference: np.ndarray,
-    kill_start: TensorVariable,
-    kill_end: TensorVariable,
+    kill: tuple[TensorVariable, TensorVariable, TensorVariable],
     grid: TimeGrid,
 ) -> TensorVariable:
-    """Log burden without extinction, ``(subject, G)``, for each growth law."""
+    """Log burden without extinction, ``(subject, G)``, for each growth law.
+
+    ``kill`` holds the kill rate at the start and end of each interval and the part of its
+    integral that linear interpolation misses (:func:`_curvature_of_effect`).
+    """
+    kill_start, kill_end, kill_missed = kill
     rate = params["growth_rate"][:, None]
     initial = params["log_burden0"]
+    killed = cumulative_integral(kill_start, kill_end, grid) + cumulative_sum(kill_missed, grid)
     if growth == "exponential":
-        killed = cumulative_integral(kill_start, kill_end, grid)
         return initial[:, None] + rate * grid.elapsed - killed
     if growth == "gompertz":
+        beta = params["gompertz_beta"]
+        midpoint_decay = pt.exp(-0.5 * beta[:, None] * grid.steps[None, :])
         offset = linear_response(
-            params["gompertz_beta"], rate - kill_start, rate - kill_end, initial - reference, grid
+            beta,
+            rate - kill_start,
+            rate - kill_end,
+            initial - reference,
+            grid,
+            extra=-midpoint_decay * kill_missed,
         )
         return reference[:, None] + offset
     if growth == "logistic":
         capacity = params["carrying_log_capacity"][:, None]
         scaled_rate = rate / -pt.expm1(reference[:, None] - capacity)
-        exponent = scaled_rate * grid.elapsed - cumulative_integral(kill_start, kill_end, grid)
+        exponent = scaled_rate * grid.elapsed - killed
         start = pt.exp(capacity - initial[:, None])
         return capacity + exponent - pt.log(start + scaled_rate * integral_of_exp(exponent, grid))
     raise ValueError(f"unknown growth law {growth!r}")

@@ -42,6 +42,7 @@ from bayes.ode.linear import exprel_neg
 __all__ = [
     "TimeGrid",
     "cumulative_integral",
+    "cumulative_sum",
     "exprel",
     "integral_of_exp",
     "integral_of_sigmoid",
@@ -100,7 +101,7 @@ def time_grid(
     start_times: ArrayLike,
     event_times: ArrayLike = (),
     step: float = 0.25,
-    refine: tuple[float, ...] = tuple(2.0**-k for k in range(1, 9)),
+    refine: tuple[float, ...] = tuple(2.0 ** (-k / 2) for k in range(1, 17)),
 ) -> TimeGrid:
     """Build a grid containing every start, observation and event time.
 
@@ -163,6 +164,7 @@ def linear_response(
     input_end: TensorVariable,
     initial: TensorVariable,
     grid: TimeGrid,
+    extra: TensorVariable | None = None,
 ) -> TensorVariable:
     """Solve ``dy/dt = -rate * y + f(t)`` exactly for ``f`` linear on each grid interval.
 
@@ -175,6 +177,9 @@ def linear_response(
     initial : TensorVariable, shape (subject,)
         ``y`` at each subject's start.
     grid : TimeGrid
+    extra : TensorVariable, shape (subject, G - 1), optional
+        Amount added to ``y`` over each interval on top of the linear input's (e.g. what the
+        linear interpolation of a curved input misses, weighted at the interval's midpoint).
 
     Returns
     -------
@@ -183,7 +188,10 @@ def linear_response(
     """
     rate = pt.minimum(pt.as_tensor_variable(rate), rate_cap(grid))[:, None]
     weight_start, weight_end = _step_weights(rate, grid)
-    increment = (weight_start * input_start + weight_end * input_end) * grid.active
+    increment = weight_start * input_start + weight_end * input_end
+    if extra is not None:
+        increment = increment + extra
+    increment = increment * grid.active
     centre = 0.5 * (grid.times[0] + grid.times[-1])
     growth = pt.exp(rate * (grid.times[None, :] - centre))  # exp(k (t - c)), (subject, G)
     shrink = 1.0 / growth
@@ -208,6 +216,15 @@ def _step_weights(rate: TensorVariable, grid: TimeGrid) -> tuple[TensorVariable,
     weight_start = lengths * psi
     weight_end = lengths * (decayed / x - psi)
     return pt.dot(weight_start, spread), pt.dot(weight_end, spread)
+
+
+def cumulative_sum(amounts: TensorVariable, grid: TimeGrid) -> TensorVariable:
+    """Return the running total of per-interval ``amounts`` ``(subject, G - 1)`` at the grid times.
+
+    Intervals before a subject's start count as zero; the total is 0 at the first grid time.
+    """
+    total = pt.cumsum(amounts * grid.active, axis=1)
+    return pt.concatenate([pt.zeros_like(total[:, :1]), total], axis=1)
 
 
 def cumulative_integral(

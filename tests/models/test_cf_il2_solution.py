@@ -132,25 +132,24 @@ def _log_burden(states: np.ndarray, p: dict) -> np.ndarray:
 
 
 @pytest.mark.parametrize("growth", ["gompertz", "logistic", "exponential"])
-def test_cascade_matches_radau_and_converges_with_the_grid(growth: str) -> None:
+def test_cascade_matches_radau_on_the_default_grid(growth: str) -> None:
     params = dict(BASE)
     reference = _radau(growth, params)
-    coarse, fine = _cascade(growth, params, 0.25), _cascade(growth, params, 0.05)
+    coarse = _cascade(growth, params, 0.5)  # the default grid
     np.testing.assert_allclose(coarse[:, 1], reference[:, 1], atol=1e-10)  # anti-PD-1: exact
     assert np.abs(coarse[:, 0] - reference[:, 0]).max() < 5e-3  # immune effect
     free_error = np.abs(coarse[:, 2] - reference[:, 2]).max()
-    assert free_error < 0.05  # ln units, against an assay SD of ~0.3
-    assert np.abs(fine[:, 2] - reference[:, 2]).max() < free_error / 3  # discretisation only
+    assert free_error < 0.03  # ln units, against an assay SD of ~0.3
     burden_error = np.abs(_log_burden(coarse, params) - _log_burden(reference, params))
-    assert burden_error.max() < 0.1
+    assert burden_error.max() < 0.05
 
 
 def test_an_eradicated_tumour_stays_at_the_floor_and_a_partial_response_regrows() -> None:
-    cured = _log_burden(_cascade("gompertz", BASE, 0.25), BASE)
+    cured = _log_burden(_cascade("gompertz", BASE, 0.5), BASE)
     floor = BASE["extinction_log_burden"] - KILL_FLOOR
     np.testing.assert_allclose(cured[OBS_TIMES >= 14], floor, atol=1e-6)
     weak = dict(BASE, pd1_enhancement=0.0, kill_rate=1.0, k_fade=0.1)  # output halves in 7 days
-    partial = _log_burden(_cascade("gompertz", weak, 0.25), weak)
+    partial = _log_burden(_cascade("gompertz", weak, 0.5), weak)
     assert partial.min() < partial[0] - 2.0  # a clear response (> 85% reduction) ...
     assert partial.min() > BASE["extinction_log_burden"] + 3.0  # ... short of the threshold,
     assert partial[-1] > partial.min() + 5.0  # so the tumour regrows as the capsule fades
