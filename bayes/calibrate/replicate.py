@@ -13,11 +13,14 @@ so (never dropped); a fit that fails the convergence gate keeps its ranks with s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,25 +39,28 @@ STATUS_INVALID_DATA = "invalid_simulated_data"
 STATUS_ERROR = "error"
 
 
-def build_models(settings: CalibrationSettings) -> tuple[HierarchicalModel, HierarchicalModel]:
-    """Return the fit model (the workflow's) and the simulation model (other priors if asked).
+def build_fit_model(workflow: str) -> HierarchicalModel:
+    """Return the workflow's model bound to its data (built, not compiled)."""
+    from bayes.workflow.inputs import build_model, load_data
+    from bayes.workflow.schema import load_workflow
+
+    loaded = load_workflow(workflow)
+    return build_model(loaded, load_data(loaded))
+
+
+def simulation_model(settings: CalibrationSettings, fit: HierarchicalModel) -> HierarchicalModel:
+    """Return the model the data are simulated from: ``fit`` or the same with other priors.
 
     Raises
     ------
     CalibrationInputError
         If the simulation priors give the model other free variables or shapes.
     """
-    from bayes.workflow.inputs import build_model, load_data
-    from bayes.workflow.schema import load_workflow
-
-    loaded = load_workflow(settings.workflow)
-    study = load_data(loaded)
-    fit = build_model(loaded, study)
     if settings.simulation_priors is None:
-        return fit, fit
+        return fit
     priors = PriorSet.load(settings.simulation_priors, required=fit.spec.required_priors)
     simulation = HierarchicalModel(
-        fit.spec, priors, study, effects=fit.effects, correlated=fit.correlated
+        fit.spec, priors, fit.study, effects=fit.effects, correlated=fit.correlated
     )
     fit_shapes = _free_shapes(fit)
     simulation_shapes = _free_shapes(simulation)
@@ -64,7 +70,13 @@ def build_models(settings: CalibrationSettings) -> tuple[HierarchicalModel, Hier
             f"variables than the workflow's priors ({sorted(simulation_shapes)} vs "
             f"{sorted(fit_shapes)}); random effects must match"
         )
-    return fit, simulation
+    return simulation
+
+
+def build_models(settings: CalibrationSettings) -> tuple[HierarchicalModel, HierarchicalModel]:
+    """Return the fit model (the workflow's) and the simulation model (see above)."""
+    fit = build_fit_model(settings.workflow)
+    return fit, simulation_model(settings, fit)
 
 
 def _free_shapes(model: HierarchicalModel) -> dict[str, tuple[int, ...]]:
@@ -85,9 +97,8 @@ class ReplicateRunner:
     def build(cls, settings: CalibrationSettings) -> ReplicateRunner:
         """Build the models and compile the simulator and the sampler (minutes for ODE models)."""
         start = time.perf_counter()
-        fit, simulation = build_models(settings)
-        simulator = ForwardSimulator(simulation.model, settings.fixed)
-        sampler = ReusableSampler(fit.model)
+        fit, sampler = _fitter_for(settings.workflow)
+        simulator = ForwardSimulator(simulation_model(settings, fit).model, settings.fixed)
         seconds = time.perf_counter() - start
         log.info("worker ready in %.1f s (model build and compile)", seconds)
         return cls(settings, fit, simulator, sampler, seconds)
@@ -164,7 +175,32 @@ def _failed(status: str, message: str) -> dict[str, np.ndarray]:
 
 
 _RUNNERS: dict[str, ReplicateRunner] = {}
-_LOCK = threading.Lock()
+_FITTERS: dict[str, tuple[HierarchicalModel, ReusableSampler]] = {}
+_LOCK = threading.RLock()
+
+
+def workflow_digest(workflow: str) -> str:
+    """Return a digest of the workflow file and every file it names."""
+    from bayes.workflow.inputs import file_sha256, input_files
+    from bayes.workflow.schema import load_workflow
+
+    files = {"workflow": Path(workflow), **input_files(load_workflow(workflow))}
+    text = json.dumps({key: file_sha256(path) for key, path in files.items()}, sort_keys=True)
+    return hashlib.sha256(f"{Path(workflow).resolve()}:{text}".encode()).hexdigest()
+
+
+def _fitter_for(workflow: str) -> tuple[HierarchicalModel, ReusableSampler]:
+    """Return this process's fit model and compiled sampler of a workflow (built once).
+
+    Shared by every calibration of the workflow in this process (e.g. with other simulation
+    priors or fixed values): compiling the sampler is what takes minutes.
+    """
+    key = workflow_digest(workflow)
+    with _LOCK:
+        if key not in _FITTERS:
+            fit = build_fit_model(workflow)
+            _FITTERS[key] = (fit, ReusableSampler(fit.model))
+        return _FITTERS[key]
 
 
 def runner_for(settings: CalibrationSettings) -> tuple[ReplicateRunner, bool]:

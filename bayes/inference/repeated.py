@@ -21,6 +21,7 @@ import pymc as pm
 import xarray as xr
 from pymc.pytensorf import reseed_rngs
 from pymc.sampling.forward import compile_forward_sampling_function
+from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.tensor.random.type import RandomGeneratorType
 
 from bayes.inference.diagnostics import Diagnostics, GateThresholds, check_gate
@@ -55,13 +56,17 @@ class ForwardSimulator:
         self.drawn = [rv for rv in model.free_RVs if rv.name not in fixed]
         self.observed = list(model.observed_RVs)
         start = time.perf_counter()
-        self._function, _ = compile_forward_sampling_function(
+        self._function, resampled = compile_forward_sampling_function(
             outputs=[*self.drawn, *self.observed],
             vars_in_trace=[model[name] for name in fixed],
             basic_rvs=model.basic_RVs,
+            constant_data=_current_data(model),
             allow_input_downcast=True,
             accept_inplace=True,
         )
+        ignored = sorted(rv.name for rv in resampled if rv.name in fixed)
+        if ignored:  # a fixed value must never be silently replaced by a prior draw
+            raise RuntimeError(f"fixed variables would be redrawn: {ignored}")
         self.compile_seconds = time.perf_counter() - start
         self._rngs = [
             v for v in self._function.get_shared() if isinstance(v.type, RandomGeneratorType)
@@ -86,6 +91,12 @@ class ForwardSimulator:
             rv.name: np.asarray(v) for rv, v in zip(self.observed, values[n_drawn:], strict=True)
         }
         return parameters, observations
+
+
+def _current_data(model: pm.Model) -> dict:
+    """Return data containers and dimension lengths at their current values (not volatile)."""
+    shared = [*model.data_vars, *model.dim_lengths.values()]
+    return {v: v.get_value() for v in shared if isinstance(v, SharedVariable)}
 
 
 class ReusableSampler:
