@@ -130,8 +130,7 @@ def _fit_lines(result: CalibrationResult) -> list[str]:
     failed = table[table["status"] != STATUS_OK]
     if not failed.empty:
         reasons = failed["message"].fillna("").str.split(";").explode().str.strip()
-        reasons = reasons[reasons != ""].str.replace(r"[\d.]+", "#", regex=True)
-        for reason, n in reasons.value_counts().items():
+        for reason, n in reasons[reasons != ""].map(_reason).value_counts().items():
             lines.append(f"  - {n} x {reason}")
     ess = table["min_ess_bulk"].astype(float)
     if ess.notna().any():
@@ -144,6 +143,18 @@ def _fit_lines(result: CalibrationResult) -> list[str]:
                 "(Talts et al. 2018, section 5); use more draws or a smaller --rank-draws"
             )
     return lines
+
+
+def _reason(message: str) -> str:
+    """Group a gate or error message by its kind (numbers differ from fit to fit)."""
+    s = ""
+    if message.startswith("R-hat"):
+        s = f"split R-hat above the gate ({message.split('worst: ')[-1].rstrip(')')} worst)"
+    elif "divergent" in message:
+        s = "divergent transitions"
+    elif message.startswith("E-BFMI"):
+        s = "E-BFMI below the gate"
+    return s or message
 
 
 def _uniformity_lines(result: CalibrationResult, all_fits: Verdict) -> list[str]:
