@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -69,7 +69,6 @@ class CalibrationResult:
     families: dict[str, str]
     wall_seconds: float
     new_replicates: int
-    files: list[Path] = field(default_factory=list)
 
     @property
     def population(self) -> list[str]:
@@ -200,7 +199,9 @@ def calibrate(
     wall = time.perf_counter() - start
     records = [results[key] for key in sorted(results)]
     statistics = statistics_table(records, families)
-    result = CalibrationResult(
+    population = statistics[statistics["family"] == "population"]
+    widths = prior_widths(fit_model, families, settings.seed)
+    return CalibrationResult(
         settings=settings,
         n_sims=n_sims,
         replicates=replicates_table(records),
@@ -209,18 +210,13 @@ def calibrate(
             statistics, lambda s: uniformity_table(s, settings.rank_draws, families, settings.alpha)
         ),
         coverage=_by_subset(
-            statistics[statistics["family"] == "population"],
-            lambda s: coverage_table(s, settings.levels, settings.alpha),
+            population, lambda s: coverage_table(s, settings.levels, settings.alpha)
         ),
-        recovery=_by_subset(
-            statistics[statistics["family"] == "population"],
-            lambda s: recovery_table(s, *prior_widths(fit_model, families, settings.seed)),
-        ),
+        recovery=_by_subset(population, lambda s: recovery_table(s, *widths)),
         families=families,
         wall_seconds=wall,
         new_replicates=n_sims - done_before,
     )
-    return result
 
 
 def _progress(tracker: Progress, key: str, record: dict[str, np.ndarray]) -> None:
