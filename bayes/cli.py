@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from bayes import __version__
+from bayes.calibrate.cli import add_calibrate_command
 from bayes.data import FORMATS, DataError, combine_studies, load_study
 from bayes.data.study import Study
 from bayes.models.cohort_cli import add_cohort_command
@@ -95,6 +96,7 @@ COMMAND_BUILDERS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_translate_command,
     add_trial_command,
     add_workflow_commands,
+    add_calibrate_command,
 ]
 """Functions that add a top-level command; later commands append here."""
 

@@ -25,7 +25,12 @@ from pytensor.tensor.variable import TensorVariable
 from bayes.data import Study
 from bayes.models.design import Design, build_design
 from bayes.models.hierarchy import SUBJECT_DIM, CovariateEffect, subject_parameters
-from bayes.models.observation import censored_likelihood
+from bayes.models.observation import (
+    censored_likelihood,
+    censored_values,
+    censoring_limit_name,
+    observed_data_name,
+)
 from bayes.models.priors import PriorSet
 from bayes.models.spec import ModelSpec
 from bayes.ode import Events, solve
@@ -217,6 +222,7 @@ class HierarchicalModel:
             sigma=sigma,
             nu=nu,
             dims=dim,
+            mutable=True,
         )
 
     def _error_parameter(self, name: str, model: pm.Model) -> TensorVariable:
@@ -314,12 +320,8 @@ class HierarchicalModel:
     def _with_values(self, draws: Mapping[str, np.ndarray]) -> Study:
         observations = self.study.observations.copy()
         for analyte, scaled in draws.items():
-            error = self.spec.observables[analyte].error
-            rows = self.design.rows["analyte"] == analyte
+            values, censored, limit = self._censor(analyte, scaled)
             where = observations["analyte"] == analyte
-            values = np.exp(scaled) if error.scale == "log" else np.asarray(scaled)
-            limit = _assay_limit(self.design.rows.loc[rows, "limit"])
-            censored = np.isfinite(limit) & (values <= limit)
             observations.loc[where, "value"] = np.where(censored, limit, values)
             observations.loc[where, "censored"] = censored
         return Study(
@@ -331,6 +333,48 @@ class HierarchicalModel:
             source=f"simulated by model {self.spec.name!r} on the design of {self.study.name}",
             name=f"{self.study.name}_simulated",
         )
+
+    def _censor(
+        self, analyte: str, scaled: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Natural-scale values, censoring flags and limits of a simulated draw (see simulate)."""
+        error = self.spec.observables[analyte].error
+        rows = self.design.rows["analyte"] == analyte
+        scaled = np.asarray(scaled, dtype=float)
+        values = np.exp(scaled) if error.scale == "log" else scaled
+        limit = _assay_limit(self.design.rows.loc[rows, "limit"])
+        # compared on the error scale: a draw clipped at the M3 bound is exactly log(limit),
+        # while exp(log(limit)) may exceed limit by a rounding error
+        with np.errstate(invalid="ignore"):
+            censored = np.isfinite(limit) & (scaled <= error.transform(limit))
+        return values, censored, limit
+
+    def observation_data(self, draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the model's observation data containers for simulated draws.
+
+        The values can be set with ``pm.set_data`` or ``compiled.with_data`` (nutpie) to refit
+        the same compiled model to simulated data; censoring follows :meth:`simulate`.
+
+        Parameters
+        ----------
+        draws : mapping
+            Analyte -> draws of its observed variable ``obs_<analyte>`` (on the error model's
+            scale, as :func:`pymc.draw` returns them).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Container name -> values: the scaled observations and the M3 lower limits.
+        """
+        containers = {}
+        for analyte, scaled in draws.items():
+            values, censored, limit = self._censor(analyte, scaled)
+            error = self.spec.observables[analyte].error
+            data, lower = censored_values(error, values, censored, limit)
+            name = observed_name(analyte)
+            containers[observed_data_name(name)] = data
+            containers[censoring_limit_name(name)] = lower
+        return containers
 
     # ------------------------------------------------------------------ persistence
 

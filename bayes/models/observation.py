@@ -76,6 +76,53 @@ class ErrorModel:
         return pm.StudentT.dist(nu=nu, mu=prediction, sigma=sigma)
 
 
+def observed_data_name(name: str) -> str:
+    """Return the name of the data container holding an observed variable's values."""
+    return f"{name}_data"
+
+
+def censoring_limit_name(name: str) -> str:
+    """Return the name of the data container holding an observed variable's M3 lower limits."""
+    return f"{name}_lower"
+
+
+def censored_values(
+    error_model: ErrorModel, observed: np.ndarray, censored: np.ndarray, limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the observed values and M3 lower limits on the error model's scale.
+
+    Parameters
+    ----------
+    error_model : ErrorModel
+        Residual model (its scale maps values and limits).
+    observed : numpy.ndarray
+        Observed values on the natural scale (ignored where ``censored``).
+    censored : numpy.ndarray of bool
+        True where the value is below its limit (left-censored).
+    limit : numpy.ndarray
+        Detection or quantification limit on the natural scale (used where ``censored``).
+
+    Returns
+    -------
+    data, lower : numpy.ndarray
+        ``data`` is the scaled value (the scaled limit where censored); ``lower`` is the scaled
+        limit where censored and ``-inf`` elsewhere, so ``data == lower`` marks a censored row.
+
+    Raises
+    ------
+    ValueError
+        If a censored observation has no finite limit.
+    """
+    censored = np.asarray(censored, dtype=bool)
+    if censored.any() and not np.all(np.isfinite(np.asarray(limit, dtype=float)[censored])):
+        raise ValueError("censored observations need finite limits")
+    limit_scaled = error_model.transform(np.where(censored, limit, 1.0))
+    value_scaled = error_model.transform(np.where(censored, 1.0, observed))
+    data = np.where(censored, limit_scaled, value_scaled)
+    lower = np.where(censored, limit_scaled, -np.inf)
+    return data, lower
+
+
 def censored_likelihood(
     name: str,
     error_model: ErrorModel,
@@ -86,6 +133,7 @@ def censored_likelihood(
     sigma: TensorVariable,
     nu: TensorVariable | None = None,
     dims: str | None = None,
+    mutable: bool = False,
 ) -> TensorVariable:
     """Register observations with M3 left-censoring in the current PyMC model.
 
@@ -107,19 +155,24 @@ def censored_likelihood(
         Residual SD and, for Student-t, degrees of freedom.
     dims : str, optional
         The observation dimension name.
+    mutable : bool
+        Hold the scaled values and M3 limits in ``pm.Data`` containers
+        (:func:`observed_data_name`, :func:`censoring_limit_name`) so that a compiled model can
+        be refitted to other data of the same shape, censoring pattern included, without
+        recompiling (``nutpie``'s ``compiled.with_data``; ``pm.set_data``).
 
     Returns
     -------
     TensorVariable
         The observed random variable.
     """
-    censored = np.asarray(censored, dtype=bool)
-    if censored.any() and not np.all(np.isfinite(np.asarray(limit, dtype=float)[censored])):
-        raise ValueError(f"{name}: censored observations need finite limits")
-    limit_scaled = error_model.transform(np.where(censored, limit, 1.0))
-    value_scaled = error_model.transform(np.where(censored, 1.0, observed))
-    data = np.where(censored, limit_scaled, value_scaled)
-    lower = np.where(censored, limit_scaled, -np.inf)
+    try:
+        data, lower = censored_values(error_model, observed, censored, limit)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+    if mutable:
+        data = pm.Data(observed_data_name(name), data, dims=dims)
+        lower = pm.Data(censoring_limit_name(name), lower, dims=dims)
     return pm.Censored(
         name,
         error_model.distribution(prediction, sigma, nu),
