@@ -14,6 +14,10 @@ Schema (all column names are as written in the data files)::
     missing_value = "exclude"          # rows without a value: "exclude" (listed) or "error"
     subject_collision = "error"        # same subject id in two files: "error"|"prefix"|"merge"
     il2_names = []                     # extra analyte/kind names treated as IL-2 for IU
+    detection_limits = { tumour_volume = 15.0 }  # analyte (after renaming) -> limit in the
+                                       # file's unit: values at or below it become censored
+                                       # rows (M3) with this limit, e.g. a placeholder for
+                                       # "not measurable"; the value itself is not used
 
     [columns]                          # field -> column (or list of columns, joined)
     subject = ["study", "animal_id"]   # required
@@ -60,7 +64,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from bayes.data.build import (
     Parsed,
@@ -144,6 +148,7 @@ class Mapping(_Strict):
     missing_value: Literal["exclude", "error"] = "exclude"
     subject_collision: Literal["error", "prefix", "merge"] = "error"
     il2_names: list[str] = []
+    detection_limits: dict[str, PositiveFloat] = {}
     columns: ColumnSpec = ColumnSpec()
     fixed: FixedSpec = FixedSpec()
     doses: list[DoseSpec] = []
@@ -222,10 +227,21 @@ def _raw_part(table: RawTable, mapping: Mapping, columns: ColumnSpec, fixed: Fix
         frame[field], names[field] = _field(table, spec, constant, sep)
     frame["analyte"] = frame["analyte"].map(lambda a: mapping.analytes.get(a, a))
     frame["group"] = frame["group"].map(lambda g: mapping.group_names.get(g, g))
+    _censor_at_detection_limits(frame, mapping.detection_limits)
     covariates = columns.covariates or []
     for name in covariates:
         frame[name] = table.frame[name]
     return RawPart(frame, table.lines, table.label, names, list(covariates))
+
+
+def _censor_at_detection_limits(frame: pd.DataFrame, limits: dict[str, float]) -> None:
+    """Mark values at or below their analyte's detection limit as censored at that limit."""
+    for analyte, limit in limits.items():
+        value = pd.to_numeric(frame["value"], errors="coerce")
+        already = frame["censored"].str.strip().str.lower().isin(["1", "true"])
+        below = (frame["analyte"] == analyte) & (value <= limit) & ~already
+        frame.loc[below, "censored"] = "1"
+        frame.loc[below, "limit"] = repr(float(limit))
 
 
 def _dose_part(part: RawPart, table: RawTable, dose: DoseSpec) -> RawPart:

@@ -3,15 +3,19 @@
 Both work in log burden ``y = ln V`` with the growth laws of :mod:`bayes.models.tumour`
 (exponential, Gompertz, logistic; relative to each subject's first observation):
 
-- :func:`growth_treatment_spec` -- ``dy/dt = growth(y) - treatment_effect * treated_i``: a
-  constant reduction of the net log growth rate in treated animals from the first observation on
-  (for efficacy studies without dosing records, e.g. INSPECTumours). Which animals are treated is
-  a 0/1 covariate; differences between drugs enter as covariate effects on ``treatment_effect``.
+- :func:`growth_treatment_spec` -- ``dy/dt = growth(y) - treatment_effect * treated_i * u(t)``:
+  a reduction of the net log growth rate in treated animals (for efficacy studies without dosing
+  records, e.g. INSPECTumours). Which animals are treated is a 0/1 covariate; differences between
+  drugs enter as covariate effects on ``treatment_effect``. By default ``u(t) = 1`` from the first
+  observation on; optionally the effect starts at an estimated ``treatment_onset`` (a smooth step)
+  and fades with acquired resistance, ``u(t) = exp(-resistance_rate (t - treatment_onset))``
+  after onset (the resistance term of Claret et al., J Clin Oncol 2009;27:4103).
 - :func:`pk_tgi_spec` -- a one-compartment oral PK model (``gut -> central``, first-order
   absorption and elimination) whose plasma concentration drives a linear kill term,
   ``dy/dt = growth(y) - drug_potency * C(t)`` (the Simeoni 2004 potency ``k2`` without the
-  transit compartments), fitted jointly to plasma concentrations and tumour volumes (e.g.
-  Eigenmann 2016 erlotinib).
+  transit compartments) or, with ``kill="emax"``, a saturable sigmoid kill
+  ``drug_kmax * C^h / (drug_ec50^h + C^h)``, fitted jointly to plasma concentrations and tumour
+  volumes (e.g. Eigenmann 2016 erlotinib).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ from bayes.models.tumour import GROWTH_PARAMETERS, GrowthLaw, growth_rate_at
 from bayes.ode import Dopri5, ODESystem
 
 BURDEN_REFERENCE = "first_log_burden_observation"
+KILL_PARAMETERS = {"linear": ("drug_potency",), "emax": ("drug_kmax", "drug_ec50", "drug_hill")}
+_TINY_CONCENTRATION = 1e-12  # ng/mL: keeps log(C) finite before the first dose
+ONSET_WIDTH_DAYS = 0.25
+"""Width of the smooth step that switches a treatment effect on (logistic scale, days): the
+effect goes from 12% to 88% of its size within one day around ``treatment_onset``, a smooth
+stand-in for a dosing start that NUTS can differentiate."""
 
 
 def _burden_observable(burden_error: str) -> Observable:
@@ -48,14 +58,44 @@ def _covariate(study: Study, name: str) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
+def treatment_course(t: pt.TensorVariable, p, onset: bool, resistance: bool) -> pt.TensorVariable:
+    """Return the relative size ``u(t)`` of a treatment effect at times ``t``.
+
+    1 throughout without ``onset``; with ``onset``, a smooth step at ``p["treatment_onset"]``
+    (width :data:`ONSET_WIDTH_DAYS`); with ``resistance`` also times
+    ``exp(-p["resistance_rate"] * max(t - treatment_onset, 0))``.
+    """
+    if not onset:
+        return pt.ones_like(t)
+    since_onset = t - p["treatment_onset"]
+    course = pt.sigmoid(since_onset / ONSET_WIDTH_DAYS)
+    if resistance:
+        course = course * pt.exp(-p["resistance_rate"] * pt.maximum(since_onset, 0.0))
+    return course
+
+
+def kill_rate_at(kill: str, concentration: pt.TensorVariable, p) -> pt.TensorVariable:
+    """Return the drug's kill rate (1/day) at a plasma concentration (ng/mL)."""
+    if kill == "linear":
+        return p["drug_potency"] * concentration
+    log_concentration = pt.log(pt.maximum(concentration, 0.0) + _TINY_CONCENTRATION)
+    # C^h / (EC50^h + C^h) written as a logistic function of log C: no overflow at high C
+    return p["drug_kmax"] * pt.sigmoid(
+        p["drug_hill"] * (log_concentration - pt.log(p["drug_ec50"]))
+    )
+
+
 def growth_treatment_spec(
     study: Study,
     growth: GrowthLaw = "exponential",
     treated_covariate: str = "treated",
     burden_analyte: str = "tumour_volume",
     burden_error: Literal["normal", "student_t"] = "normal",
+    treatment_onset: bool = False,
+    resistance: bool = False,
+    growth_reference: float | None = None,
 ) -> ModelSpec:
-    """Tumour growth with a constant treatment effect on the log growth rate.
+    """Tumour growth with a treatment effect on the log growth rate.
 
     Parameters
     ----------
@@ -69,24 +109,45 @@ def growth_treatment_spec(
         Analyte name of the burden.
     burden_error : {"normal", "student_t"}
         Residual distribution of log burden.
+    treatment_onset : bool
+        Estimate the day the effect starts (parameter ``treatment_onset``, same time axis as the
+        data) instead of assuming it acts from each animal's first observation.
+    resistance : bool
+        Let the effect fade after onset at ``resistance_rate`` (needs ``treatment_onset``).
+    growth_reference : float, optional
+        Burden (data units) at which a Gompertz or logistic ``growth_rate`` is defined, the same
+        for every animal (e.g. the detection limit); default each animal's first observation.
     """
+    if resistance and not treatment_onset:
+        raise ValueError("resistance=True needs treatment_onset=True (resistance runs from onset)")
     treated = pt.as_tensor_variable(_covariate(study, treated_covariate))
     reference = first_log_observation(study, burden_analyte)
-    reference_tensor = pt.as_tensor_variable(reference)
-    parameters = (*GROWTH_PARAMETERS[growth], "treatment_effect", "log_burden0")
+    growth_at = reference if growth_reference is None else _log_reference(growth_reference, study)
+    growth_tensor = pt.as_tensor_variable(growth_at)
+    parameters = (*GROWTH_PARAMETERS[growth], "treatment_effect")
+    parameters += ("treatment_onset",) * treatment_onset + ("resistance_rate",) * resistance
+    parameters += ("log_burden0",)
 
     def rhs(t, y, p):
-        rate = growth_rate_at(growth, y["log_burden"], reference_tensor, p)
-        return {"log_burden": rate - p["treatment_effect"] * treated}
+        rate = growth_rate_at(growth, y["log_burden"], growth_tensor, p)
+        course = treatment_course(t, p, treatment_onset, resistance)
+        return {"log_burden": rate - p["treatment_effect"] * treated * course}
 
+    variant = ",onset" * treatment_onset + ",resistance" * resistance
     return ModelSpec(
-        name=f"growth_treatment[{growth},{burden_error}]",
+        name=f"growth_treatment[{growth},{burden_error}{variant}]",
         system=ODESystem(states=("log_burden",), parameters=parameters, rhs=rhs),
         observables={burden_analyte: _burden_observable(burden_error)},
         initial_state={"log_burden": "log_burden0"},
         references={BURDEN_REFERENCE: reference},
         method=Dopri5(rtol=1e-5, atol=1e-7),
     )
+
+
+def _log_reference(burden: float, study: Study) -> np.ndarray:
+    if not burden > 0:
+        raise ValueError(f"growth_reference must be a positive burden, got {burden!r}")
+    return np.full(len(study.subjects), np.log(burden))
 
 
 def pk_tgi_spec(
@@ -97,6 +158,7 @@ def pk_tgi_spec(
     burden_analyte: str = "tumour_volume",
     burden_error: Literal["normal", "student_t"] = "normal",
     concentration_scale: float = 1.0,
+    kill: Literal["linear", "emax"] = "linear",
 ) -> ModelSpec:
     """One-compartment oral PK driving a linear kill term on log tumour burden.
 
@@ -115,12 +177,18 @@ def pk_tgi_spec(
     concentration_scale : float
         Factor from the model concentration (ug/L = ng/mL) to the data's concentration values;
         1 when the data's unit is right, 0.001 when values labelled ng/mL are in ug/mL.
+    kill : {"linear", "emax"}
+        Kill rate linear in concentration (``drug_potency``) or a sigmoid Emax function
+        (``drug_kmax``, ``drug_ec50`` in ng/mL, ``drug_hill``).
     """
     if concentration_scale <= 0:
         raise ValueError("concentration_scale must be positive")
+    if kill not in KILL_PARAMETERS:
+        raise ValueError(f"unknown kill {kill!r}; choose from {sorted(KILL_PARAMETERS)}")
     reference = first_log_observation(study, burden_analyte)
     reference_tensor = pt.as_tensor_variable(reference)
-    parameters = ("ka", "cl", "v", *GROWTH_PARAMETERS[growth], "drug_potency", "log_burden0")
+    parameters = ("ka", "cl", "v", *GROWTH_PARAMETERS[growth], *KILL_PARAMETERS[kill])
+    parameters += ("log_burden0",)
 
     def rhs(t, y, p):
         concentration = y["central"] / p["v"]
@@ -128,7 +196,7 @@ def pk_tgi_spec(
         return {
             "gut": -p["ka"] * y["gut"],
             "central": p["ka"] * y["gut"] - p["cl"] / p["v"] * y["central"],
-            "log_burden": rate - p["drug_potency"] * concentration,
+            "log_burden": rate - kill_rate_at(kill, concentration, p),
         }
 
     analytes = set(study.observations["analyte"])
@@ -139,7 +207,7 @@ def pk_tgi_spec(
             error=ErrorModel(sigma="sigma_concentration"),
         )
     return ModelSpec(
-        name=f"pk_tgi[{growth},{burden_error}]",
+        name=f"pk_tgi[{growth},{burden_error}{',emax' * (kill == 'emax')}]",
         system=ODESystem(states=("gut", "central", "log_burden"), parameters=parameters, rhs=rhs),
         observables=observables,
         doses={dose_kind: DoseRoute("gut")},
