@@ -10,8 +10,9 @@ Both work in log burden ``y = ln V`` with the growth laws of :mod:`bayes.models.
   observation on; optionally the effect starts at an estimated ``treatment_onset`` (a smooth step)
   and fades with acquired resistance, ``u(t) = exp(-resistance_rate (t - treatment_onset))``
   after onset (the resistance term of Claret et al., J Clin Oncol 2009;27:4103).
-- :func:`pk_tgi_spec` -- a one-compartment oral PK model (``gut -> central``, first-order
-  absorption and elimination) whose plasma concentration drives a linear kill term,
+- :func:`pk_tgi_spec` -- a one-compartment oral PK model (first-order absorption and
+  elimination, solved in closed form for every dose, so the ODE has the tumour state only) whose
+  plasma concentration drives a linear kill term,
   ``dy/dt = growth(y) - drug_potency * C(t)`` (the Simeoni 2004 potency ``k2`` without the
   transit compartments) or, with ``kill="emax"``, a saturable sigmoid kill
   ``drug_kmax * C^h / (drug_ec50^h + C^h)``, fitted jointly to plasma concentrations and tumour
@@ -28,9 +29,10 @@ import pytensor.tensor as pt
 from bayes.data import Study
 from bayes.models.design import first_log_observation
 from bayes.models.observation import ErrorModel
-from bayes.models.spec import DoseRoute, ModelSpec, Observable
+from bayes.models.spec import ModelSpec, Observable
 from bayes.models.tumour import GROWTH_PARAMETERS, GrowthLaw, growth_rate_at
 from bayes.ode import Dopri5, ODESystem
+from bayes.ode.linear import exp_divided_difference_1
 
 BURDEN_REFERENCE = "first_log_burden_observation"
 KILL_PARAMETERS = {"linear": ("drug_potency",), "emax": ("drug_kmax", "drug_ec50", "drug_hill")}
@@ -190,28 +192,81 @@ def pk_tgi_spec(
     parameters = ("ka", "cl", "v", *GROWTH_PARAMETERS[growth], *KILL_PARAMETERS[kill])
     parameters += ("log_burden0",)
 
+    dose_times, dose_amounts = dose_table(study, dose_kind)
+
     def rhs(t, y, p):
-        concentration = y["central"] / p["v"]
+        concentration = oral_concentration(t, dose_times, dose_amounts, p)
         rate = growth_rate_at(growth, y["log_burden"], reference_tensor, p)
-        return {
-            "gut": -p["ka"] * y["gut"],
-            "central": p["ka"] * y["gut"] - p["cl"] / p["v"] * y["central"],
-            "log_burden": rate - kill_rate_at(kill, concentration, p),
-        }
+        return {"log_burden": rate - kill_rate_at(kill, concentration, p)}
+
+    def predict_concentration(t, y, p):
+        concentration = oral_concentration(t, p["dose_times"], p["dose_amounts"], p)
+        return concentration * concentration_scale
 
     analytes = set(study.observations["analyte"])
     observables = {burden_analyte: _burden_observable(burden_error)}
     if concentration_analyte in analytes:
         observables[concentration_analyte] = Observable(
-            predict=lambda t, y, p: y["central"] / p["v"] * concentration_scale,
-            error=ErrorModel(sigma="sigma_concentration"),
+            predict=predict_concentration, error=ErrorModel(sigma="sigma_concentration")
         )
     return ModelSpec(
         name=f"pk_tgi[{growth},{burden_error}{',emax' * (kill == 'emax')}]",
-        system=ODESystem(states=("gut", "central", "log_burden"), parameters=parameters, rhs=rhs),
+        system=ODESystem(states=("log_burden",), parameters=parameters, rhs=rhs),
         observables=observables,
-        doses={dose_kind: DoseRoute("gut")},
         initial_state={"log_burden": "log_burden0"},
         references={BURDEN_REFERENCE: reference},
+        subject_data={"dose_times": dose_times, "dose_amounts": dose_amounts},
+        external_events=(dose_kind,),
         method=Dopri5(rtol=1e-5, atol=1e-7),
     )
+
+
+def dose_table(study: Study, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return per-subject oral dose times (day) and amounts (ug), ``(subject, n_dose)``, 0-padded.
+
+    Raises
+    ------
+    ValueError
+        If a dose of ``kind`` has a duration (only bolus doses) or a unit other than ug, naming
+        the source file and row.
+    """
+    events = study.events[study.events["kind"] == kind]
+    bad_unit = events[events["unit"] != "ug"]
+    timed = events[events["duration"].fillna(0.0) > 0]
+    for bad, problem in ((bad_unit, "must be a mass in ug"), (timed, "must be a bolus")):
+        if not bad.empty:
+            row = bad.iloc[0]
+            raise ValueError(
+                f"{row['source_file']}:{row['source_row']}: {kind} event {problem} "
+                f"(got amount unit {row['unit']!r}, duration {row['duration']!r})"
+            )
+    per_subject = [events[events["subject"] == s] for s in study.subjects]
+    width = max([1, *(len(e) for e in per_subject)])
+    times = np.zeros((len(study.subjects), width))
+    amounts = np.zeros((len(study.subjects), width))
+    for i, table in enumerate(per_subject):
+        times[i, : len(table)] = table["time"].to_numpy()
+        amounts[i, : len(table)] = table["amount"].to_numpy()
+    return times, amounts
+
+
+def oral_concentration(t, dose_times, dose_amounts, p) -> pt.TensorVariable:
+    """Return the one-compartment oral plasma concentration (ng/mL) at times ``t``, closed form.
+
+    ``C(t) = sum_d A_d ka (exp(-ke tau_d) - exp(-ka tau_d)) / ((ka - ke) V)`` with
+    ``tau_d = max(t - t_d, 0)`` and ``ke = cl / v``, evaluated with the divided difference of
+    :func:`bayes.ode.linear.exp_divided_difference_1` (exact also when ``ka == ke``).
+
+    Parameters
+    ----------
+    t : TensorVariable, shape (n,)
+        Times (day), one per row.
+    dose_times, dose_amounts : array or TensorVariable, shape (n, n_dose)
+        Each row's dose times (day) and amounts (ug; 0 for padding).
+    p : mapping
+        Per-row ``ka`` (1/day), ``cl`` (L/day) and ``v`` (L).
+    """
+    tau = pt.maximum(t[:, None] - dose_times, 0.0)
+    ka, ke = p["ka"][:, None], (p["cl"] / p["v"])[:, None]
+    amount = pt.sum(dose_amounts * ka * exp_divided_difference_1(ke, ka, tau), axis=1)
+    return amount / p["v"]
