@@ -51,6 +51,9 @@ Schema (all column names are as written in the data files)::
     path = "lxf_control_growth.csv"    # relative to root
     group = "control"                  # shortcut for fixed.group; per-file [files.columns],
                                        # [files.fixed] and [[files.doses]] override the top level
+    [[files.exclude]]                  # leave out one observation row, listed with the reason
+    line = 934                         # line number in the file (the header is line 1)
+    reason = "transcription error: ..."
 
 A row is an observation if it has an analyte; if its value is blank (and it is not censored)
 it is excluded with a reason. A row with a dose amount also yields an event. A row with neither
@@ -127,10 +130,18 @@ class GroupSpec(_Strict):
     description: str = ""
 
 
+class ExcludeSpec(_Strict):
+    """An observation row left out on purpose, with the reason (listed, never silent)."""
+
+    line: int = Field(ge=2)
+    reason: str = Field(min_length=1)
+
+
 class FileSpec(_Strict):
     """One data file and its per-file overrides."""
 
     path: str
+    exclude: list[ExcludeSpec] = []
     group: str | None = None
     columns: ColumnSpec = ColumnSpec()
     fixed: FixedSpec = FixedSpec()
@@ -291,8 +302,9 @@ def read_mapped(
     loaded = [item for item in loaded if item is not None]
     _resolve_collisions(mapping, loaded, issues, str(mapping_path))
     parsed = Parsed()
-    for part, table, doses in loaded:
+    for part, table, doses, exclude in loaded:
         _parse_file(mapping, part, table, doses, parsed, issues)
+        _exclude_lines(parsed, part, exclude, issues)
     groups = {
         g: (s.dose if s.dose is not None else float("nan"), s.dose_unit)
         for g, s in mapping.groups.items()
@@ -310,12 +322,12 @@ def _load_file(mapping: Mapping, spec: FileSpec, root: Path, issues, mapping_lab
         return None
     if not check_columns(table, _referenced(columns, doses), issues):
         return None
-    return _raw_part(table, mapping, columns, fixed), table, doses
+    return _raw_part(table, mapping, columns, fixed), table, doses, spec.exclude
 
 
 def _resolve_collisions(mapping: Mapping, loaded: list, issues, label: str) -> None:
     owner: dict[str, str] = {}
-    for part, _, _ in loaded:
+    for part, *_ in loaded:
         subjects = set(part.frame["subject"])
         clash = sorted(s for s in subjects if s in owner)
         if clash and mapping.subject_collision == "error":
@@ -327,6 +339,25 @@ def _resolve_collisions(mapping: Mapping, loaded: list, issues, label: str) -> N
         if mapping.subject_collision == "prefix" and len(loaded) > 1:
             part.frame["subject"] = Path(part.file).stem + mapping.separator + part.frame["subject"]
         owner.update({s: part.file for s in subjects})
+
+
+def _exclude_lines(parsed: Parsed, part: RawPart, exclude: list[ExcludeSpec], issues) -> None:
+    """Move the observation rows named in ``[[files.exclude]]`` to the excluded table."""
+    if not exclude:
+        return
+    obs = parsed.observations[-1] if parsed.observations else pd.DataFrame(columns=["source_file"])
+    here = obs["source_file"] == part.file
+    reasons = {item.line: f"excluded by the mapping: {item.reason}" for item in exclude}
+    found = set(obs.loc[here, "source_row"]) if here.any() else set()
+    for line in sorted(set(reasons) - found):
+        issues.add(part.file, line, None, "[[files.exclude]]: no observation on this line")
+    if not found:
+        return
+    drop = here & obs["source_row"].isin(reasons)
+    rows = obs.loc[drop, ["source_file", "source_row", "subject"]].copy()
+    rows["reason"] = rows["source_row"].map(reasons)
+    parsed.observations[-1] = obs[~drop].reset_index(drop=True)
+    parsed.excluded.append(rows.reset_index(drop=True))
 
 
 def _parse_file(mapping: Mapping, part: RawPart, table: RawTable, doses, parsed, issues) -> None:

@@ -10,6 +10,7 @@ from scipy.integrate import solve_ivp
 from bayes.data import Study
 from bayes.models.tgi import (
     ONSET_WIDTH_DAYS,
+    closed_form_log_burden,
     dose_table,
     growth_treatment_spec,
     kill_rate_at,
@@ -144,3 +145,37 @@ def test_specs_name_their_parameters_and_refuse_bad_options():
         growth_treatment_spec(study(), resistance=True)
     with pytest.raises(ValueError, match="growth_reference"):
         growth_treatment_spec(study(), growth="gompertz", growth_reference=0.0)
+
+
+@pytest.mark.parametrize(
+    ("growth", "beta", "onset", "fade"),
+    [("gompertz", 0.08, 9.0, 0.05), ("gompertz", 0.05, 9.0, 0.05), ("exponential", 0.0, 3.0, 0.0)],
+)
+def test_closed_form_log_burden_matches_the_ode(growth, beta, onset, fade):
+    # case 2 has resistance_rate == gompertz_beta; case 3 an onset before the first observation
+    a, e, y0, y_ref, t0 = 0.3, 0.5, np.log(40.0), np.log(100.0), 4.0
+
+    def ode(t, y):
+        course = np.exp(-fade * (t - onset)) if t >= onset else 0.0
+        return [a - beta * (y[0] - y_ref) - e * course]
+
+    times = np.array([5.0, 8.9, 9.5, 14.0, 30.0])
+    expected = solve_ivp(ode, (t0, 30.0), [y0], t_eval=times, rtol=1e-10, atol=1e-12, max_step=0.05)
+    n = len(times)
+    p = {
+        "log_burden0": vector([y0] * n),
+        "first_time": vector([t0] * n),
+        "growth_rate": vector([a] * n),
+        "gompertz_beta": vector([beta] * n),
+        "growth_reference": vector([y_ref] * n),
+        "treatment_effect": vector([e] * n),
+        "treated": vector([1.0] * n),
+        "treatment_onset": vector([onset] * n),
+        "resistance_rate": vector([fade] * n),
+    }
+    got = closed_form_log_burden(vector(times), p, growth, onset=True, resistance=True)
+    np.testing.assert_allclose(got.eval(mode=FAST), expected.y[0], atol=1e-6)
+    p["treated"] = vector([0.0] * n)
+    untreated = closed_form_log_burden(vector(times), p, growth, onset=True, resistance=True)
+    difference = untreated.eval(mode=FAST) - got.eval(mode=FAST)
+    assert np.all(difference[times <= onset] == 0) and np.all(difference[times > onset] > 0)
