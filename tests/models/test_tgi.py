@@ -11,6 +11,8 @@ from bayes.data import Study
 from bayes.models.tgi import (
     ONSET_WIDTH_DAYS,
     closed_form_log_burden,
+    daily_auc,
+    daily_kill_log_burden,
     dose_table,
     growth_treatment_spec,
     kill_rate_at,
@@ -135,10 +137,12 @@ def test_dose_table_pads_and_names_bad_rows():
 
 def test_specs_name_their_parameters_and_refuse_bad_options():
     spec = pk_tgi_spec(study(), kill="emax")
-    assert spec.system.states == ("log_burden",)
+    assert spec.system.states == ("log_burden_start",)  # closed form: no ODE steps
     assert {"drug_kmax", "drug_ec50", "drug_hill", "ka", "cl", "v"} <= set(spec.parameters)
     with pytest.raises(ValueError, match="unknown kill"):
         pk_tgi_spec(study(), kill="hill")
+    with pytest.raises(ValueError, match="exponential growth"):
+        pk_tgi_spec(study(), growth="gompertz")
     full = growth_treatment_spec(study(), growth="gompertz", treatment_onset=True, resistance=True)
     assert {"treatment_onset", "resistance_rate", "gompertz_beta"} <= set(full.parameters)
     with pytest.raises(ValueError, match="needs treatment_onset"):
@@ -179,3 +183,51 @@ def test_closed_form_log_burden_matches_the_ode(growth, beta, onset, fade):
     untreated = closed_form_log_burden(vector(times), p, growth, onset=True, resistance=True)
     difference = untreated.eval(mode=FAST) - got.eval(mode=FAST)
     assert np.all(difference[times <= onset] == 0) and np.all(difference[times > onset] > 0)
+
+
+def test_daily_kill_uses_each_days_average_concentration():
+    ka, cl, v, n_days = 20.0, 0.25, 0.08, 6
+    dose_times = np.array([[1.0, 2.0, 3.0]] * 2)
+    dose_amounts = np.array([[2500.0, 2500.0, 0.0], [600.0, 600.0, 600.0]])
+    grid = np.linspace(0.0, n_days, n_days * 4000 + 1)
+    row = {
+        "ka": vector([ka] * len(grid)),
+        "cl": vector([cl] * len(grid)),
+        "v": vector([v] * len(grid)),
+    }
+    averages = []
+    for i in range(2):
+        shape = (len(grid), 3)
+        c = oral_concentration(
+            vector(grid),
+            np.broadcast_to(dose_times[i], shape),
+            np.broadcast_to(dose_amounts[i], shape),
+            row,
+        ).eval(mode=FAST)
+        averages.append(
+            [np.trapezoid(c[k * 4000 : (k + 1) * 4000 + 1], dx=1 / 4000) for k in range(n_days)]
+        )
+    p = {
+        "ka": vector([ka] * 2),
+        "cl": vector([cl] * 2),
+        "v": vector([v] * 2),
+        "dose_times": pt.as_tensor_variable(dose_times),
+        "dose_amounts": pt.as_tensor_variable(dose_amounts),
+    }
+    np.testing.assert_allclose(daily_auc(n_days, p).eval(mode=FAST), averages, rtol=1e-6)
+    kmax, ec50, hill, g, y0 = 0.6, 2000.0, 2.0, 0.1, np.log(100.0)
+    p |= {
+        "drug_kmax": vector([kmax] * 2),
+        "drug_ec50": vector([ec50] * 2),
+        "drug_hill": vector([hill] * 2),
+        "growth_rate": vector([g] * 2),
+        "log_burden0": vector([y0] * 2),
+        "first_time": vector([0.0, 0.0]),
+    }
+    got = daily_kill_log_burden(vector([4.0, 5.5]), p, "emax", n_days).eval(mode=FAST)
+    kills = kmax * np.array(averages) ** hill / (ec50**hill + np.array(averages) ** hill)
+    expected = [
+        y0 + g * 4.0 - kills[0, :4].sum(),
+        y0 + g * 5.5 - kills[1, :5].sum() - 0.5 * kills[1, 5],
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
