@@ -13,12 +13,16 @@ Both work in log burden ``y = ln V`` with the growth laws of :mod:`bayes.models.
   growth the equation is linear in ``y`` and is solved in closed form
   (:func:`closed_form_log_burden`, exact, no ODE steps); logistic growth is integrated.
 - :func:`pk_tgi_spec` -- a one-compartment oral PK model (first-order absorption and
-  elimination, solved in closed form for every dose, so the ODE has the tumour state only) whose
-  plasma concentration drives a linear kill term,
+  elimination, closed form for every dose) whose plasma concentration, averaged over each day,
+  drives a linear kill term,
   ``dy/dt = growth(y) - drug_potency * C(t)`` (the Simeoni 2004 potency ``k2`` without the
   transit compartments) or, with ``kill="emax"``, a saturable sigmoid kill
   ``drug_kmax * C^h / (drug_ec50^h + C^h)``, fitted jointly to plasma concentrations and tumour
-  volumes (e.g. Eigenmann 2016 erlotinib).
+  volumes (e.g. Eigenmann 2016 erlotinib). With exponential growth the log burden is a closed
+  form too (:func:`daily_kill_log_burden`).
+
+Both closed forms put a constant placeholder state in the ODE system (the framework's solver
+then takes one exact step per observation interval) and compute predictions in the observable.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from bayes.ode.linear import exp_divided_difference_1, exp_divided_difference_2,
 BURDEN_REFERENCE = "first_log_burden_observation"
 KILL_PARAMETERS = {"linear": ("drug_potency",), "emax": ("drug_kmax", "drug_ec50", "drug_hill")}
 _KILL_NAMES = {name for names in KILL_PARAMETERS.values() for name in names}
+_DAILY_NAMES = _KILL_NAMES | {"ka", "cl", "v", "dose_times", "dose_amounts"}
 _TINY_CONCENTRATION = 1e-12  # ng/mL: keeps log(C) finite before the first dose
 ONSET_WIDTH_DAYS = 0.25
 """Width of the smooth step that switches a treatment effect on (logistic scale, days): the
@@ -235,14 +240,18 @@ def pk_tgi_spec(
     concentration_scale: float = 1.0,
     kill: Literal["linear", "emax"] = "linear",
 ) -> ModelSpec:
-    """One-compartment oral PK driving a linear kill term on log tumour burden.
+    """One-compartment oral PK driving a kill term on log tumour burden (exponential growth).
+
+    ``y(t) = log_burden0 + growth_rate (t - t0) - sum over days of kill(daily average C)``
+    (:func:`daily_kill_log_burden`); plasma concentrations are the exact closed form
+    (:func:`oral_concentration`).
 
     Parameters
     ----------
     study : Study
         Plasma concentrations (ng/mL), tumour burden, and oral ``dose_kind`` events (ug).
-    growth : {"exponential", "gompertz", "logistic"}
-        Growth law.
+    growth : {"exponential"}
+        Growth law (only exponential has the closed form used here).
     dose_kind : str
         Event kind of the oral doses.
     concentration_analyte, burden_analyte : str
@@ -291,6 +300,7 @@ def pk_tgi_spec(
             "dose_times": dose_times,
             "dose_amounts": dose_amounts,
             "first_time": _first_times(study, burden_analyte, fill=0.0),
+            "subject_index": np.arange(len(study.subjects)),
         },
         external_events=(dose_kind,),
         method=RK4(step=1e6),  # the state is constant: one exact step between observations
@@ -321,14 +331,29 @@ def daily_kill_log_burden(t, p, kill: str, n_days: int) -> pt.TensorVariable:
     the Emax kill it ignores the within-day swing of the concentration (the usual
     daily-exposure simplification of TGI models), which keeps the model free of ODE steps.
     """
-    average = daily_auc(n_days, p)
-    per_day = {k: v[:, None] for k, v in p.items() if k in _KILL_NAMES}
-    rate = kill_rate_at(kill, average, per_day)
+    first_row, row_of = _subject_rows(p)
+    per_subject = {k: v[first_row] for k, v in p.items() if k in _DAILY_NAMES}
+    average = daily_auc(n_days, per_subject)
+    per_day = {k: v[:, None] for k, v in per_subject.items() if k in _KILL_NAMES}
+    rate = kill_rate_at(kill, average, per_day)[row_of]  # computed once per subject
     starts = pt.as_tensor_variable(np.arange(n_days, dtype=float))[None, :]
     t0 = p["first_time"][:, None]
     overlap = pt.maximum(pt.minimum(starts + 1.0, t[:, None]) - pt.maximum(starts, t0), 0.0)
     growth = p["growth_rate"] * pt.maximum(t - p["first_time"], 0.0)
     return p["log_burden0"] + growth - pt.sum(rate * overlap, axis=1)
+
+
+def _subject_rows(p):
+    """Return the first row of each distinct subject and each row's position among them.
+
+    Rows carry ``subject_index`` (per-subject data, a constant array); without it every row is
+    treated as its own subject.
+    """
+    if "subject_index" not in p:
+        return slice(None), slice(None)
+    rows = np.asarray(p["subject_index"], dtype=int)
+    _, first_row, row_of = np.unique(rows, return_index=True, return_inverse=True)
+    return first_row, row_of
 
 
 def dose_table(study: Study, kind: str) -> tuple[np.ndarray, np.ndarray]:
