@@ -14,6 +14,10 @@ Schema (all column names are as written in the data files)::
     missing_value = "exclude"          # rows without a value: "exclude" (listed) or "error"
     subject_collision = "error"        # same subject id in two files: "error"|"prefix"|"merge"
     il2_names = []                     # extra analyte/kind names treated as IL-2 for IU
+    detection_limits = { tumour_volume = 15.0 }  # analyte (after renaming) -> limit in the
+                                       # file's unit: values at or below it become censored
+                                       # rows (M3) with this limit, e.g. a placeholder for
+                                       # "not measurable"; the value itself is not used
 
     [columns]                          # field -> column (or list of columns, joined)
     subject = ["study", "animal_id"]   # required
@@ -47,6 +51,9 @@ Schema (all column names are as written in the data files)::
     path = "lxf_control_growth.csv"    # relative to root
     group = "control"                  # shortcut for fixed.group; per-file [files.columns],
                                        # [files.fixed] and [[files.doses]] override the top level
+    [[files.exclude]]                  # leave out one observation row, listed with the reason
+    line = 934                         # line number in the file (the header is line 1)
+    reason = "transcription error: ..."
 
 A row is an observation if it has an analyte; if its value is blank (and it is not censored)
 it is excluded with a reason. A row with a dose amount also yields an event. A row with neither
@@ -60,7 +67,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from bayes.data.build import (
     Parsed,
@@ -123,10 +130,18 @@ class GroupSpec(_Strict):
     description: str = ""
 
 
+class ExcludeSpec(_Strict):
+    """An observation row left out on purpose, with the reason (listed, never silent)."""
+
+    line: int = Field(ge=2)
+    reason: str = Field(min_length=1)
+
+
 class FileSpec(_Strict):
     """One data file and its per-file overrides."""
 
     path: str
+    exclude: list[ExcludeSpec] = []
     group: str | None = None
     columns: ColumnSpec = ColumnSpec()
     fixed: FixedSpec = FixedSpec()
@@ -144,6 +159,7 @@ class Mapping(_Strict):
     missing_value: Literal["exclude", "error"] = "exclude"
     subject_collision: Literal["error", "prefix", "merge"] = "error"
     il2_names: list[str] = []
+    detection_limits: dict[str, PositiveFloat] = {}
     columns: ColumnSpec = ColumnSpec()
     fixed: FixedSpec = FixedSpec()
     doses: list[DoseSpec] = []
@@ -222,10 +238,21 @@ def _raw_part(table: RawTable, mapping: Mapping, columns: ColumnSpec, fixed: Fix
         frame[field], names[field] = _field(table, spec, constant, sep)
     frame["analyte"] = frame["analyte"].map(lambda a: mapping.analytes.get(a, a))
     frame["group"] = frame["group"].map(lambda g: mapping.group_names.get(g, g))
+    _censor_at_detection_limits(frame, mapping.detection_limits)
     covariates = columns.covariates or []
     for name in covariates:
         frame[name] = table.frame[name]
     return RawPart(frame, table.lines, table.label, names, list(covariates))
+
+
+def _censor_at_detection_limits(frame: pd.DataFrame, limits: dict[str, float]) -> None:
+    """Mark values at or below their analyte's detection limit as censored at that limit."""
+    for analyte, limit in limits.items():
+        value = pd.to_numeric(frame["value"], errors="coerce")
+        already = frame["censored"].str.strip().str.lower().isin(["1", "true"])
+        below = (frame["analyte"] == analyte) & (value <= limit) & ~already
+        frame.loc[below, "censored"] = "1"
+        frame.loc[below, "limit"] = repr(float(limit))
 
 
 def _dose_part(part: RawPart, table: RawTable, dose: DoseSpec) -> RawPart:
@@ -275,8 +302,9 @@ def read_mapped(
     loaded = [item for item in loaded if item is not None]
     _resolve_collisions(mapping, loaded, issues, str(mapping_path))
     parsed = Parsed()
-    for part, table, doses in loaded:
+    for part, table, doses, exclude in loaded:
         _parse_file(mapping, part, table, doses, parsed, issues)
+        _exclude_lines(parsed, part, exclude, issues)
     groups = {
         g: (s.dose if s.dose is not None else float("nan"), s.dose_unit)
         for g, s in mapping.groups.items()
@@ -294,12 +322,12 @@ def _load_file(mapping: Mapping, spec: FileSpec, root: Path, issues, mapping_lab
         return None
     if not check_columns(table, _referenced(columns, doses), issues):
         return None
-    return _raw_part(table, mapping, columns, fixed), table, doses
+    return _raw_part(table, mapping, columns, fixed), table, doses, spec.exclude
 
 
 def _resolve_collisions(mapping: Mapping, loaded: list, issues, label: str) -> None:
     owner: dict[str, str] = {}
-    for part, _, _ in loaded:
+    for part, *_ in loaded:
         subjects = set(part.frame["subject"])
         clash = sorted(s for s in subjects if s in owner)
         if clash and mapping.subject_collision == "error":
@@ -311,6 +339,25 @@ def _resolve_collisions(mapping: Mapping, loaded: list, issues, label: str) -> N
         if mapping.subject_collision == "prefix" and len(loaded) > 1:
             part.frame["subject"] = Path(part.file).stem + mapping.separator + part.frame["subject"]
         owner.update({s: part.file for s in subjects})
+
+
+def _exclude_lines(parsed: Parsed, part: RawPart, exclude: list[ExcludeSpec], issues) -> None:
+    """Move the observation rows named in ``[[files.exclude]]`` to the excluded table."""
+    if not exclude:
+        return
+    obs = parsed.observations[-1] if parsed.observations else pd.DataFrame(columns=["source_file"])
+    here = obs["source_file"] == part.file
+    reasons = {item.line: f"excluded by the mapping: {item.reason}" for item in exclude}
+    found = set(obs.loc[here, "source_row"]) if here.any() else set()
+    for line in sorted(set(reasons) - found):
+        issues.add(part.file, line, None, "[[files.exclude]]: no observation on this line")
+    if not found:
+        return
+    drop = here & obs["source_row"].isin(reasons)
+    rows = obs.loc[drop, ["source_file", "source_row", "subject"]].copy()
+    rows["reason"] = rows["source_row"].map(reasons)
+    parsed.observations[-1] = obs[~drop].reset_index(drop=True)
+    parsed.excluded.append(rows.reset_index(drop=True))
 
 
 def _parse_file(mapping: Mapping, part: RawPart, table: RawTable, doses, parsed, issues) -> None:

@@ -217,6 +217,8 @@ def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
         raise
     except Exception as exc:  # noqa: BLE001 - any shape error means "not elementwise"
         raise UnsupportedSystemError(f"right-hand side is not elementwise: {exc}") from exc
+    if any(v.ndim for v in [*new_columns, err_norm]):  # broadcast against a per-subject constant
+        raise UnsupportedSystemError("right-hand side is not elementwise (non-scalar result)")
     _check_free([*new_columns, err_norm], [t, h, *y, *p, *u])
     contraction = sum(l_i * y_i for l_i, y_i in zip(lam, new_columns, strict=True))
     grads = pt.grad(

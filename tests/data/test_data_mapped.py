@@ -62,23 +62,60 @@ def test_eigenmann_doses_and_exclusions(eigenmann):
     assert 9 in set(high["source_row"])
 
 
-def test_inspectumours_subjects_groups_and_zero_volumes(shared_data, tmp_path):
+def test_inspectumours_subjects_groups_and_censored_placeholders(shared_data, tmp_path):
     study = read_mapped(INSPECTUMOURS)
     assert len(study.subjects) == 130
     assert study.covariates["study"].nunique() == 3
     assert study.observations["subject"].str.startswith("Study ").all()
     assert study.observations["group"].nunique() == 10  # Study 3 has two control groups
     assert study.units == {"tumour_volume": "mm^3"}
-    assert len(study.observations) == 1462 and len(study.excluded) == 0
+    assert len(study.observations) == 1460 and len(study.excluded) == 2
+    assert sorted(study.excluded["source_row"]) == [879, 934]
+    assert study.excluded["reason"].str.startswith("excluded by the mapping: transcription").all()
     assert np.isnan(study.groups["dose"]).all()
-    # a zero volume is kept as a measurement, not censored or dropped
+    # placeholders <= 15 mm^3 (0.523, 1, 14, 14.13, 15) are censored at 15, nothing dropped
+    obs = study.observations
+    assert obs["censored"].sum() == 313
+    assert (obs.loc[obs.censored, "limit"] == 15.0).all()
+    assert (obs.loc[~obs.censored, "value"] > 15.0).all()
+    # a zero volume (not in the file) is censored too, with its source row
     source = shared_data / "inspectumours" / "example_data.csv"
     lines = source.read_text().splitlines()
     lines[1] = lines[1].rsplit(",", 1)[0] + ",0"
     (tmp_path / "example_data.csv").write_text("\n".join(lines) + "\n")
     zeroed = read_mapped(INSPECTUMOURS, data_root=tmp_path)
     zero = zeroed.observations[zeroed.observations.value == 0]
-    assert len(zero) == 1 and not zero["censored"].item() and zero["source_row"].item() == 2
+    assert len(zero) == 1 and zero["censored"].item() and zero["source_row"].item() == 2
+
+
+def test_detection_limit_censors_values_at_or_below_it(write):
+    write("one.csv", "site,animal,hours,vol,dose_mg\nA,1,0,0.01,\nA,1,24,0.02,\nA,1,48,0.5,\n")
+    write("two.csv", "site,animal,hours,vol,dose_mg\nB,1,0,0,\n")
+    limit = "detection_limits = { tumour_volume = 0.02 }"  # cm^3, the file's unit
+    study = read_mapped(write("m.toml", mapping_text(limit)))
+    obs = study.observations
+    assert obs["censored"].tolist() == [True, True, False, True]
+    assert obs.loc[obs.censored, "limit"].tolist() == pytest.approx([20.0, 20.0, 20.0])  # mm^3
+    assert obs.loc[~obs.censored, "value"].tolist() == pytest.approx([500.0])
+    with pytest.raises(DataError) as excinfo:
+        read_mapped(write("m2.toml", mapping_text("detection_limits = { tumour_volume = -1 }")))
+    assert excinfo.value.issues[0].column == "detection_limits.tumour_volume"
+
+
+def test_excluded_lines_are_listed_with_their_reason(write):
+    write("one.csv", "site,animal,hours,vol,dose_mg\nA,1,0,0.01,\nA,1,24,0.02,\n")
+    write("two.csv", "site,animal,hours,vol,dose_mg\nB,1,0,0.3,\n")
+    exclude = '[[files.exclude]]\nline = 3\nreason = "typo"\n'
+    text = mapping_text().replace('group = "a"\n', 'group = "a"\n' + exclude)
+    study = read_mapped(write("m.toml", text))
+    assert study.observations["value"].tolist() == pytest.approx([10.0, 300.0])
+    assert study.excluded[["source_row", "subject", "reason"]].values.tolist() == [
+        [3, "A-1", "excluded by the mapping: typo"]
+    ]
+    with pytest.raises(DataError) as excinfo:
+        read_mapped(write("m2.toml", text.replace("line = 3", "line = 7")))
+    issue = excinfo.value.issues[0]
+    assert issue.file.endswith("one.csv") and issue.row == 7 and "no observation" in issue.message
 
 
 def test_data_root_override_and_missing_root(tmp_path):
