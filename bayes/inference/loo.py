@@ -52,14 +52,30 @@ def joined_log_likelihood(tree: xr.DataTree, var_names: Sequence[str] | None = N
 
 
 def loo_table(tree: xr.DataTree, var_names: Sequence[str] | None = None) -> dict[str, float]:
-    """Return ELPD-LOO, its SE, p_loo and the Pareto-k counts of one fit."""
-    result = az.loo(joined_log_likelihood(tree, var_names), pointwise=True, var_name="joined")
+    """Return ELPD-LOO, its SE, p_loo and the Pareto-k counts of one fit.
+
+    An observation whose log-likelihood is the same in every draw (e.g. a sample taken before
+    any drug could arrive, censored with probability one) has an exact leave-one-out term:
+    that constant, with Pareto-k 0. PSIS cannot smooth its flat weights, so it is added exactly.
+    """
+    joined = joined_log_likelihood(tree, var_names)
+    values = joined["log_likelihood"]["joined"]
+    constant = (values.max(("chain", "draw")) == values.min(("chain", "draw"))).to_numpy()
+    varying = joined.copy()
+    varying["log_likelihood"] = xr.DataTree(
+        xr.Dataset({"joined": values.isel(observation=np.flatnonzero(~constant))})
+    )
+    result = az.loo(varying, pointwise=True, var_name="joined")
+    pointwise = np.concatenate(
+        [np.asarray(result.elpd_i).ravel(), values.isel(chain=0, draw=0).to_numpy()[constant]]
+    )
     k = np.asarray(result.pareto_k)
     return {
-        "elpd_loo": float(result.elpd),
-        "se": float(result.se),
+        "elpd_loo": float(pointwise.sum()),
+        "se": float(np.sqrt(pointwise.size * np.var(pointwise))),
         "p_loo": float(result.p),
-        "n_observations": int(k.size),
+        "n_observations": int(pointwise.size),
+        "n_constant_log_likelihood": int(constant.sum()),
         "n_pareto_k_above_0.7": int((k > PARETO_K_WARNING).sum()),
         "max_pareto_k": float(np.nanmax(k)),
     }

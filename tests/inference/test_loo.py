@@ -70,3 +70,17 @@ def test_compare_refuses_fits_of_other_data(data):
         compare_fits({"a": fit(*data), "b": other})
     with pytest.raises(ValueError, match="at least two"):
         compare_fits({"a": fit(*data)})
+
+
+def test_observations_with_a_constant_log_likelihood_enter_loo_exactly(data):
+    tree = fit(*data)
+    varying = loo_table(tree)
+    ll = tree["log_likelihood"].to_dataset()
+    constant = ll["obs_b"].copy(data=np.broadcast_to(-0.25, ll["obs_b"].shape).copy())
+    tree["log_likelihood"] = xr.DataTree(ll.assign(obs_b=constant))
+    table = loo_table(tree)  # PSIS alone refuses flat weights ("All tail values are the same")
+    only_a = loo_table(tree, ["obs_a"])
+    assert table["n_constant_log_likelihood"] == 25
+    assert table["n_observations"] == varying["n_observations"] == 65
+    assert table["elpd_loo"] == pytest.approx(only_a["elpd_loo"] - 0.25 * 25, rel=1e-12)
+    assert table["p_loo"] == pytest.approx(only_a["p_loo"], rel=1e-12)
