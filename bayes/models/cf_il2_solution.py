@@ -162,7 +162,7 @@ def _antibody_exposure(
     exponential per grid time instead of one per dose.
     """
     centre = 0.5 * (grid.times[0] + grid.times[-1])
-    k_pd1 = k_pd1[:, None]
+    k_pd1 = pt.minimum(k_pd1, rate_cap(grid))[:, None]  # keeps exp(+-k (t - c)) finite
     weights = units * pt.exp(k_pd1 * (times - centre))  # dose weights, (subject, n_dose)
     elapsed = grid.times[None, :, None] - times[:, None, :]
     decay = pt.exp(-k_pd1 * (grid.times[None, :] - centre))  # (subject, G)
