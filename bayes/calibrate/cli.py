@@ -140,6 +140,8 @@ def make_settings(args: argparse.Namespace):
         tune=overrides.get("tune", sampler.tune),
         chains=overrides.get("chains", sampler.chains),
         target_accept=overrides.get("target_accept", sampler.target_accept),
+        mass_matrix=sampler.mass_matrix,
+        eigval_cutoff=sampler.eigval_cutoff,
         rank_draws=args.rank_draws,
         max_rhat=overrides.get("max_rhat", gate.max_rhat),
         max_divergences=gate.max_divergences,

@@ -119,6 +119,8 @@ class CalibrationSettings:
         Sampler settings per fit (the workflow's unless overridden).
     target_accept : float
         NUTS target acceptance.
+    mass_matrix, eigval_cutoff : str, float
+        nutpie mass-matrix adaptation (the workflow's ``sampler`` settings).
     rank_draws : int
         ``L``: thinned posterior draws per rank.
     max_rhat : float
@@ -147,6 +149,8 @@ class CalibrationSettings:
     tune: int
     chains: int
     target_accept: float
+    mass_matrix: str = "diag"
+    eigval_cutoff: float = 100.0
     rank_draws: int = DEFAULT_RANK_DRAWS
     max_rhat: float = 1.01
     max_divergences: int = 0

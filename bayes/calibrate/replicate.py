@@ -149,6 +149,8 @@ class ReplicateRunner:
             chains=s.chains,
             seed=fit_seed,
             target_accept=s.target_accept,
+            mass_matrix=s.mass_matrix,
+            eigval_cutoff=s.eigval_cutoff,
         )
         names = self.sampler.var_names
         diagnostics = fit_diagnostics(tree, self.thresholds, names)

@@ -25,6 +25,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.tensor.random.type import RandomGeneratorType
 
 from bayes.inference.diagnostics import Diagnostics, GateThresholds, check_gate
+from bayes.inference.sampling import MassMatrix, nutpie_options
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,13 @@ class ReusableSampler:
         seed: int,
         target_accept: float = 0.8,
         cores: int = 1,
+        mass_matrix: MassMatrix = "diag",
+        eigval_cutoff: float = 100.0,
     ) -> xr.DataTree:
-        """Fit the compiled model to ``data`` (container name -> values) and return the draws."""
+        """Fit the compiled model to ``data`` (container name -> values) and return the draws.
+
+        ``mass_matrix`` and ``eigval_cutoff`` are as in :func:`bayes.inference.sampling.sample`.
+        """
         import nutpie
 
         compiled = self._compiled.with_data(**data)
@@ -144,8 +150,7 @@ class ReusableSampler:
             cores=cores,
             seed=seed,
             save_warmup=False,
-            progress_bar=False,
-            target_accept=target_accept,
+            **nutpie_options(target_accept, mass_matrix, eigval_cutoff),
         )
 
 

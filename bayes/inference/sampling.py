@@ -20,6 +20,7 @@ from pytensor.graph.replace import graph_replace
 from pytensor.tensor.variable import TensorVariable
 
 Sampler = Literal["nutpie", "pymc", "numpyro", "blackjax"]
+MassMatrix = Literal["diag", "low_rank"]
 ProgressCallback = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: called during sampling with draws done over all chains."""
 
@@ -39,6 +40,8 @@ def sample(
     progress: ProgressCallback | None = None,
     log_likelihood: bool = True,
     var_names: list[str] | None = None,
+    mass_matrix: MassMatrix = "diag",
+    eigval_cutoff: float = 100.0,
 ) -> xr.DataTree:
     """Draw posterior samples with the pointwise log-likelihood kept for LOO.
 
@@ -66,6 +69,11 @@ def sample(
         Variables kept in the posterior (default: all, including deterministics). Leaving out
         expensive deterministics (e.g. ODE predictions, computed later with the posterior
         predictive) saves compiling them into the sampler.
+    mass_matrix : {"diag", "low_rank"}
+        nutpie's mass-matrix adaptation (see :func:`nutpie_options`).
+    eigval_cutoff : float
+        With ``low_rank``: posterior-covariance eigenvalues (relative to the diagonal) between
+        ``1/eigval_cutoff`` and ``eigval_cutoff`` are left alone.
 
     Returns
     -------
@@ -77,13 +85,16 @@ def sample(
     if sampler == "nutpie" and progress is not None:
         pointwise = add_pointwise_log_likelihood(model) if log_likelihood else {}
         kept = None if var_names is None else [*var_names, *pointwise]
+        options = nutpie_options(target_accept, mass_matrix, eigval_cutoff)
         tree, timings = _sample_nutpie(
-            model, draws, tune, chains, seed, target_accept, cores, progress, kept
+            model, draws, tune, chains, seed, cores, progress, kept, options
         )
         if pointwise:
             tree = _move_to_log_likelihood(tree, pointwise)
             log_likelihood = False
     else:
+        if mass_matrix != "diag" and sampler != "nutpie":
+            raise ValueError(f"mass_matrix={mass_matrix!r} needs the nutpie sampler")
         start = time.perf_counter()
         with model:
             tree = pm.sample(
@@ -107,6 +118,30 @@ def sample(
     for key, value in timings.items():
         tree["sample_stats"].attrs[key] = float(value)
     return tree
+
+
+def nutpie_options(
+    target_accept: float = 0.8, mass_matrix: MassMatrix = "diag", eigval_cutoff: float = 100.0
+) -> dict[str, object]:
+    """Return the ``nutpie.sample`` keyword arguments for these settings.
+
+    Parameters
+    ----------
+    target_accept : float
+        Target acceptance rate of step-size adaptation.
+    mass_matrix : {"diag", "low_rank"}
+        ``diag``: a diagonal mass matrix (nutpie's default). ``low_rank``: the diagonal plus a
+        low-rank correction fitted to draws and gradients during warm-up (Seyboldt et al.,
+        nutpie), which removes strong linear correlations between parameters, e.g. parameters
+        identified only through a product or ratio.
+    eigval_cutoff : float
+        With ``low_rank``: eigenvalues between ``1/eigval_cutoff`` and ``eigval_cutoff`` are
+        not corrected (nutpie's default 100; smaller corrects more directions).
+    """
+    options: dict[str, object] = {"target_accept": target_accept, "progress_bar": False}
+    if mass_matrix == "low_rank":
+        options.update(adaptation="low_rank", mass_matrix_eigval_cutoff=eigval_cutoff)
+    return options
 
 
 POINTWISE_PREFIX = "pointwise_log_likelihood__"
@@ -211,10 +246,10 @@ def _sample_nutpie(
     tune: int,
     chains: int,
     seed: int,
-    target_accept: float,
     cores: int | None,
     progress: ProgressCallback,
     var_names: list[str] | None,
+    options: dict[str, object],
 ) -> tuple[xr.DataTree, dict[str, float]]:
     """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings."""
     import nutpie
@@ -238,10 +273,9 @@ def _sample_nutpie(
         cores=cores,
         seed=seed,
         save_warmup=False,
-        progress_bar=False,
         progress_callback=clock,
         progress_rate=500,
-        target_accept=target_accept,
+        **options,
     )
     sampling_seconds = time.perf_counter() - start
     sampling_cpu_seconds = time.process_time() - cpu

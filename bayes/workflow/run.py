@@ -277,6 +277,8 @@ def _run_in(folder: RunFolder, loaded: LoadedWorkflow, progress: ProgressBar) ->
             target_accept=s.target_accept,
             sampler=s.backend,
             cores=s.cores,
+            mass_matrix=s.mass_matrix,
+            eigval_cutoff=s.eigval_cutoff,
             progress=progress if s.backend == "nutpie" else None,
             progressbar=progress.tty,
         )

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bayes.inference.diagnostics import GateThresholds
+from bayes.inference.sampling import MassMatrix
 
 Backend = Literal["nutpie", "pymc", "numpyro", "blackjax"]
 DataFormat = Literal["tidy", "nonmem", "mapped", "netcdf"]
@@ -130,7 +131,12 @@ class ModelSection(_Section):
 
 
 class SamplerSection(_Section):
-    """NUTS settings; ``backend`` nutpie (default), pymc, or numpyro/blackjax when installed."""
+    """NUTS settings; ``backend`` nutpie (default), pymc, or numpyro/blackjax when installed.
+
+    ``mass_matrix = "low_rank"`` (nutpie only) adapts a diagonal plus low-rank mass matrix, for
+    posteriors with strong linear correlations; ``eigval_cutoff`` sets how many directions it
+    corrects (see :func:`bayes.inference.sampling.nutpie_options`).
+    """
 
     backend: Backend = "nutpie"
     chains: Annotated[int, Field(ge=1)] = 4
@@ -139,6 +145,8 @@ class SamplerSection(_Section):
     target_accept: Annotated[float, Field(gt=0, lt=1)] = 0.8
     seed: int = 0
     cores: Annotated[int, Field(ge=1)] | None = None
+    mass_matrix: MassMatrix = "diag"
+    eigval_cutoff: Annotated[float, Field(gt=1)] = 100.0
 
 
 class ChecksSection(_Section):
@@ -293,4 +301,6 @@ def _backend_problems(workflow: Workflow) -> list[tuple[str, str]]:
     backend = workflow.sampler.backend
     if importlib.util.find_spec(_BACKEND_MODULES[backend]) is None:
         return [("sampler.backend", f"{backend!r} is not installed; use 'nutpie' or 'pymc'")]
+    if workflow.sampler.mass_matrix != "diag" and backend != "nutpie":
+        return [("sampler.mass_matrix", f"{workflow.sampler.mass_matrix!r} needs backend 'nutpie'")]
     return []

@@ -86,6 +86,14 @@ def test_wrong_type_is_named(tmp_path):
     assert "less than 1" in found["sampler.target_accept"]
 
 
+def test_low_rank_mass_matrix_is_nutpie_only(tmp_path):
+    text = ORAL + '[sampler]\nbackend = "pymc"\nmass_matrix = "low_rank"\neigval_cutoff = 0.5\n'
+    found = problems(write(tmp_path, text))
+    assert "greater than 1" in found["sampler.eigval_cutoff"]
+    found = problems(write(tmp_path, text.replace("eigval_cutoff = 0.5", "eigval_cutoff = 3")))
+    assert found == {"sampler.mass_matrix": "'low_rank' needs backend 'nutpie'"}
+
+
 def test_missing_required_key(tmp_path):
     found = problems(write(tmp_path, ORAL.replace('name = "oral"\n', "")))
     assert found == {"name": "required key missing"}
