@@ -60,7 +60,12 @@ def simulation_model(settings: CalibrationSettings, fit: HierarchicalModel) -> H
         return fit
     priors = PriorSet.load(settings.simulation_priors, required=fit.spec.required_priors)
     simulation = HierarchicalModel(
-        fit.spec, priors, fit.study, effects=fit.effects, correlated=fit.correlated
+        fit.spec,
+        priors,
+        fit.study,
+        effects=fit.effects,
+        correlated=fit.correlated,
+        centred=fit.centred,
     )
     fit_shapes = _free_shapes(fit)
     simulation_shapes = _free_shapes(simulation)

@@ -63,6 +63,9 @@ class HierarchicalModel:
         Covariate effects on parameters.
     correlated : sequence of str
         Parameters whose random effects get an LKJ correlation.
+    centred : sequence of str
+        Parameters whose random effects are sampled centred
+        (:func:`bayes.models.hierarchy.subject_parameters`).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class HierarchicalModel:
         study: Study,
         effects: Sequence[CovariateEffect] = (),
         correlated: Sequence[str] = (),
+        centred: Sequence[str] = (),
     ) -> None:
         priors.require(spec.required_priors)
         self.spec = spec
@@ -79,6 +83,7 @@ class HierarchicalModel:
         self.study = study
         self.effects = tuple(effects)
         self.correlated = tuple(correlated)
+        self.centred = tuple(centred)
         self.design: Design = build_design(
             study, list(spec.observables), [*spec.doses, *spec.external_events]
         )
@@ -109,6 +114,7 @@ class HierarchicalModel:
                 covariates=self._covariates(),
                 effects=self.effects,
                 correlated=self.correlated,
+                centred=self.centred,
             )
             states = self._solve(params)
             for analyte, observable in self.spec.observables.items():
@@ -254,6 +260,7 @@ class HierarchicalModel:
             "priors": self.priors.to_dict(),
             "effects": [vars(e) for e in self.effects],
             "correlated": list(self.correlated),
+            "centred": list(self.centred),
             "data_hash": study_hash(self.study),
         }
 

@@ -3,10 +3,14 @@
 For parameter ``theta`` with a ``lognormal`` random effect, subject ``i`` gets
 ``theta_i = theta * exp(x_i' beta + omega * z_i)`` with ``z_i ~ N(0, 1)`` (non-centred, so NUTS
 does not meet Neal's funnel); with a ``normal`` random effect (parameters already on a log scale)
-``theta_i = theta + x_i' beta + omega * z_i``. An ``offset_from`` prior is relative to a per-subject
-reference from the data (e.g. the first observed log burden), which is added. With an LKJ prior the
-``z`` of the chosen parameters are correlated: ``z = L u``, ``u ~ N(0, I)``, ``L`` the Cholesky
-factor of an LKJ correlation matrix.
+``theta_i = theta + x_i' beta + omega * z_i``. A *centred* random effect instead samples the
+subject value itself, ``ln theta_i ~ Normal(ln theta + x_i' beta, omega)`` (variable
+``log_<name>_subject``; ``<name>_centred`` for ``normal``): better when every subject's value is
+well identified by its own data, where the non-centred ``z`` and ``omega`` form a curved ridge
+(Betancourt & Girolami 2015; Papaspiliopoulos et al. 2007). An ``offset_from`` prior is relative
+to a per-subject reference from the data (e.g. the first observed log burden), which is added.
+With an LKJ prior the ``z`` of the chosen parameters are correlated: ``z = L u``,
+``u ~ N(0, I)``, ``L`` the Cholesky factor of an LKJ correlation matrix.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def subject_parameters(
     effects: Sequence[CovariateEffect] = (),
     correlated: Sequence[str] = (),
     lkj_eta: float = 2.0,
+    centred: Sequence[str] = (),
 ) -> dict[str, TensorVariable]:
     """Create population parameters and per-subject values in the current PyMC model.
 
@@ -81,6 +86,8 @@ def subject_parameters(
         Parameters whose random effects are correlated through an LKJ prior (at least two).
     lkj_eta : float
         LKJ concentration; 1 is uniform over correlation matrices, larger favours independence.
+    centred : sequence of str
+        Parameters whose random effects are sampled centred (not with ``correlated``).
 
     Returns
     -------
@@ -89,7 +96,8 @@ def subject_parameters(
     """
     references = references or {}
     covariates = covariates or {}
-    deviations = _random_deviations(priors, names, correlated, lkj_eta)
+    _check_centred(priors, names, correlated, centred)
+    deviations = _random_deviations(priors, names, correlated, lkj_eta, centred)
     shifts = _covariate_shifts(effects, covariates, names)
     values = {}
     for name in names:
@@ -99,11 +107,35 @@ def subject_parameters(
         log_scale = log_scale and prior.to_scipy().support()[0] >= 0
         shift = deviations.get(name, 0.0) + shifts.get(name, 0.0)
         base = pt.ones(n_subjects) * population
-        value = base * pt.exp(shift) if log_scale else base + shift
+        if name in centred:
+            value = _centred_value(name, base, shift, log_scale)
+        else:
+            value = base * pt.exp(shift) if log_scale else base + shift
         if prior.offset_from is not None:
             value = value + _reference(references, prior.offset_from, name, n_subjects)
         values[name] = pm.Deterministic(f"{name}_subject", value, dims=SUBJECT_DIM)
     return values
+
+
+def _check_centred(
+    priors: PriorSet, names: Sequence[str], correlated: Sequence[str], centred: Sequence[str]
+) -> None:
+    for name in centred:
+        if name not in names or priors[name].random_effect is None:
+            raise ValueError(f"centred parameter {name!r} has no random effect in this model")
+        if name in correlated:
+            raise ValueError(f"{name!r} cannot be both centred and LKJ-correlated")
+
+
+def _centred_value(
+    name: str, base: TensorVariable, shift: TensorVariable | float, log_scale: bool
+) -> TensorVariable:
+    """Sample subject values centred on the population value (plus covariate shifts)."""
+    omega = pm.modelcontext(None)[omega_name(name)]
+    if log_scale:
+        log_value = pm.Normal(f"log_{name}_subject", pt.log(base) + shift, omega, dims=SUBJECT_DIM)
+        return pt.exp(log_value)
+    return pm.Normal(f"{name}_centred", base + shift, omega, dims=SUBJECT_DIM)
 
 
 def _reference(
@@ -121,7 +153,11 @@ def _reference(
 
 
 def _random_deviations(
-    priors: PriorSet, names: Sequence[str], correlated: Sequence[str], lkj_eta: float
+    priors: PriorSet,
+    names: Sequence[str],
+    correlated: Sequence[str],
+    lkj_eta: float,
+    centred: Sequence[str] = (),
 ) -> dict[str, TensorVariable]:
     with_effects = [n for n in names if priors[n].random_effect is not None]
     unknown = [n for n in correlated if n not in with_effects]
@@ -132,7 +168,7 @@ def _random_deviations(
     deviations = {}
     for name in with_effects:
         omega = priors[name].random_effect.omega.to_pymc(omega_name(name))
-        if name not in correlated:
+        if name not in correlated and name not in centred:
             z = pm.Normal(f"z_{name}", 0.0, 1.0, dims=SUBJECT_DIM)
             deviations[name] = omega * z
     if correlated:

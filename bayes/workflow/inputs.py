@@ -214,6 +214,18 @@ def build_model(loaded: LoadedWorkflow, study: Study) -> HierarchicalModel:
         )
     priors = PriorSet.load(loaded.resolve(loaded.workflow.priors), required=spec.required_priors)
     problems = []
+    with_effects = [n for n in spec.parameters if priors[n].random_effect is not None]
+    for i, name in enumerate(section.centred):
+        if name not in with_effects:
+            close = difflib.get_close_matches(name, with_effects, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                (
+                    f"model.centred[{i}]",
+                    f"{name!r} has no random effect in this model{hint}; parameters with one: "
+                    + ", ".join(with_effects),
+                )
+            )
     for i, effect in enumerate(section.effects):
         if effect.parameter not in spec.parameters:
             problems.append(
@@ -234,7 +246,12 @@ def build_model(loaded: LoadedWorkflow, study: Study) -> HierarchicalModel:
     effects = [CovariateEffect(**e.model_dump()) for e in section.effects]
     try:
         return HierarchicalModel(
-            spec, priors, study, effects=effects, correlated=section.correlated
+            spec,
+            priors,
+            study,
+            effects=effects,
+            correlated=section.correlated,
+            centred=section.centred,
         )
     except ValueError as exc:
         raise WorkflowError(origin, [("model", str(exc))]) from exc

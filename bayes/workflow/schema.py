@@ -121,13 +121,16 @@ class ModelSection(_Section):
     """Which model: ``cf_il2`` (options: :class:`bayes.models.cf_il2.CFIL2Config`) or a function.
 
     A user model is ``"package.module:function"`` or ``"path/to/file.py:function"`` (relative
-    to the workflow file); ``function(study, **options)`` returns a ``ModelSpec``.
+    to the workflow file); ``function(study, **options)`` returns a ``ModelSpec``. ``centred``
+    lists random effects sampled centred instead of non-centred (for subjects whose values their
+    own data identify well; :mod:`bayes.models.hierarchy`).
     """
 
     kind: str = "cf_il2"
     options: dict[str, Any] = {}
     effects: list[Effect] = []
     correlated: list[str] = []
+    centred: list[str] = []
 
 
 class SamplerSection(_Section):

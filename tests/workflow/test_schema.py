@@ -94,6 +94,12 @@ def test_low_rank_mass_matrix_is_nutpie_only(tmp_path):
     assert found == {"sampler.mass_matrix": "'low_rank' needs backend 'nutpie'"}
 
 
+def test_centred_parameter_without_random_effect_is_named(tmp_path):
+    text = ORAL.replace("[model]\n", '[model]\ncentred = ["no_such"]\n')
+    found = problems(write(tmp_path, text))
+    assert "'no_such' has no random effect" in found["model.centred[0]"]
+
+
 def test_missing_required_key(tmp_path):
     found = problems(write(tmp_path, ORAL.replace('name = "oral"\n', "")))
     assert found == {"name": "required key missing"}
