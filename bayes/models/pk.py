@@ -5,6 +5,15 @@
 the model names the interpretable ratio of clearances ``local_systemic_ratio = CL_S / CL_a
 = (k_sys v_sys) / (k_abs v_local)``, which is ``C_L / C_S`` at quasi-steady state (~150 in
 mesothelioma mice, Nash 2022), so ``k_abs = k_sys v_sys / (local_systemic_ratio v_local)``.
+Instead of the local loss rate, it names the ``absorbed_fraction`` ``f = CL_a / (CL_a +
+CL_loss)`` of local IL-2 that leaves the cavity into blood (the rest is consumed locally), so
+``k_local_loss = k_abs (1 - f) / f``.
+
+Why these two: with IL-2 measured days after implant, the data identify the steady-state cavity
+concentration per unit output, ``rho f / CL_a``, and the ratio; they do not identify the volumes
+or ``k_sys`` alone. Written with ``k_local_loss`` the identified combination is a curved ridge
+in ``(k_sys, v_sys, v_local, k_local_loss)`` (a sum of clearances), which NUTS crosses only with
+tiny steps; with ``f`` it is a plane in log space, and ``v_local`` drops out of it.
 
 Release is a sum of decaying exponentials per implant (:mod:`bayes.models.release`), so both
 amounts are sums of closed-form chain solutions (:func:`bayes.ode.linear.chain_amounts`), exact
@@ -22,13 +31,24 @@ from pytensor.tensor.variable import TensorVariable
 from bayes.models.release import ReleaseShape, release_terms
 from bayes.ode.linear import chain_amounts, exp_divided_difference_1
 
-PK_PARAMETERS = ("k_sys", "v_sys", "v_local", "local_systemic_ratio", "k_local_loss")
+PK_PARAMETERS = ("k_sys", "v_sys", "v_local", "local_systemic_ratio", "absorbed_fraction")
 NG_PER_UG = 1000.0
 
 
 def absorption_rate(p: Mapping[str, TensorVariable]) -> TensorVariable:
     """Return ``k_abs = k_sys v_sys / (local_systemic_ratio v_local)`` (1/day)."""
     return p["k_sys"] * p["v_sys"] / (p["local_systemic_ratio"] * p["v_local"])
+
+
+def local_loss_rate(p: Mapping[str, TensorVariable]) -> TensorVariable:
+    """Return ``k_local_loss = k_abs (1 - f) / f`` (1/day), ``f`` the absorbed fraction."""
+    fraction = p["absorbed_fraction"]
+    return absorption_rate(p) * (1.0 - fraction) / fraction
+
+
+def local_elimination_rate(p: Mapping[str, TensorVariable]) -> TensorVariable:
+    """Return ``k_abs + k_local_loss = k_abs / f`` (1/day)."""
+    return absorption_rate(p) / p["absorbed_fraction"]
 
 
 def il2_concentrations(
@@ -58,7 +78,7 @@ def il2_concentrations(
         ``(C_L, C_S)``, each shape ``(n,)``.
     """
     k_abs = absorption_rate(p)
-    k_local_loss = p["k_local_loss"]
+    k_local_loss = local_loss_rate(p)
     rate0 = implant_outputs * p["rho"][:, None] * NG_PER_UG
     local = systemic = 0.0
     for weight, k_release in release_terms(shape, p):
@@ -98,7 +118,7 @@ def local_concentration_grid(
     elapsed = times[None, :, None] - implant_times[:, None, :]
     started = (elapsed > 0) * implant_outputs[:, None, :] * NG_PER_UG
     tau = np.maximum(elapsed, 0.0)
-    k_local = (absorption_rate(p) + p["k_local_loss"])[:, None, None]
+    k_local = local_elimination_rate(p)[:, None, None]
     rho = p["rho"][:, None, None]
     amount = 0.0
     for weight, k_release in release_terms(shape, p):

@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from bayes.data.errors import IssueCollector
+from bayes.models.pk import local_loss_rate
 from bayes.models.priors import PriorSet, omega_name
 
 __all__ = [
@@ -35,13 +36,14 @@ REQUIRED_PARAMETERS = (
     "v_sys",
     "v_local",
     "local_systemic_ratio",
-    "k_local_loss",
+    "absorbed_fraction",
     "ec50",
     "hill",
     "k_effect",
     "kill_rate",
 )
-"""Population parameters the translation needs from every posterior."""
+"""Population parameters the translation needs from every posterior (``k_local_loss`` is
+derived from them, :func:`bayes.models.pk.local_loss_rate`)."""
 OPTIONAL_PARAMETERS = (
     "pd1_enhancement",
     "early_loss_fraction",
@@ -137,7 +139,13 @@ def load_posterior(path: str | Path, draws: int | None = None) -> MousePosterior
         posterior = tree["posterior"].to_dataset().load()
     values, n_available = _flatten(posterior, str(path), issues)
     issues.raise_if_any()
-    return MousePosterior(_thin(values, draws), str(path), "posterior", n_available)
+    values = _with_local_loss(_thin(values, draws))
+    return MousePosterior(values, str(path), "posterior", n_available)
+
+
+def _with_local_loss(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Add ``k_local_loss`` (1/day), derived per draw from the absorbed fraction."""
+    return {**values, "k_local_loss": np.asarray(local_loss_rate(values), dtype=float)}
 
 
 def _flatten(posterior: xr.Dataset, label: str, issues: IssueCollector):
@@ -190,7 +198,7 @@ def _from_prior_set(path: Path, draws: int) -> MousePosterior:
     sample = priors.sample(draws, seed=0)
     wanted = (*REQUIRED_PARAMETERS, *OPTIONAL_PARAMETERS)
     values = {name: np.asarray(sample[name], float) for name in wanted if name in sample}
-    return MousePosterior(values, str(path), "prior", draws)
+    return MousePosterior(_with_local_loss(values), str(path), "prior", draws)
 
 
 def prior_results_tree(

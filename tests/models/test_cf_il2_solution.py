@@ -21,7 +21,7 @@ BASE = dict(
     v_sys=1.03,
     v_local=0.2,
     local_systemic_ratio=150.0,
-    k_local_loss=2.0,
+    absorbed_fraction=0.8186708573846293,  # k_local_loss = 2 /day
     ec50=520.0,
     hill=3.0,
     k_effect=1.0,
@@ -78,7 +78,7 @@ def _cascade(growth: str, params: dict, step: float) -> np.ndarray:
 
 def _local_il2(t: float, p: dict) -> float:
     k_abs = p["k_sys"] * p["v_sys"] / (p["local_systemic_ratio"] * p["v_local"])
-    k_local = k_abs + p["k_local_loss"]
+    k_local = k_abs / p["absorbed_fraction"]  # k_abs + k_local_loss
     rate0 = OUTPUT_UG_PER_DAY * p["rho"] * 1000.0
     amount = rate0 * (np.exp(-p["k_fade"] * t) - np.exp(-k_local * t)) / (k_local - p["k_fade"])
     return amount / p["v_local"]

@@ -30,7 +30,7 @@ LITERATURE = ROOT.parent / "shared" / "LITERATURE.md"
 FAST_DRAW = Mode(linker="py", optimizer="fast_compile")  # forward draws need no compiled graph
 
 CF_IL2_REQUIRED = [
-    "rho", "k_fade", "k_sys", "v_sys", "v_local", "local_systemic_ratio", "k_local_loss",
+    "rho", "k_fade", "k_sys", "v_sys", "v_local", "local_systemic_ratio", "absorbed_fraction",
     "ec50", "hill", "k_effect", "growth_rate", "gompertz_beta", "carrying_log_capacity",
     "kill_rate", "pd1_enhancement", "k_pd1", "memory_rate", "extinction_log_burden",
     "sigma_burden", "nu_burden", "sigma_il2", "log_burden0",
@@ -350,12 +350,14 @@ def test_derived_absorption_rate_gives_the_published_local_systemic_ratio():
     m = _medians(PriorSet.load(CF_IL2))
     k_abs = m["k_sys"] * m["v_sys"] / (m["local_systemic_ratio"] * m["v_local"])
     assert 1.0 < k_abs < 100.0  # absorption half-life between ~10 min and ~17 h
+    k_local_loss = k_abs * (1.0 - m["absorbed_fraction"]) / m["absorbed_fraction"]
+    assert 0.3 < k_local_loss < 10.0  # local loss half-life between ~2 h and ~2 days
 
     def rhs(_t, amounts):
         local, systemic = amounts
         release = 2500.0  # ng/day
         return [
-            release - (k_abs + m["k_local_loss"]) * local,
+            release - (k_abs + k_local_loss) * local,
             k_abs * local - m["k_sys"] * systemic,
         ]
 
