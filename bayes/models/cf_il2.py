@@ -28,9 +28,9 @@ from bayes.models.cf_il2_solution import cascade_solution
 from bayes.models.design import first_log_observation
 from bayes.models.immune import effect_derivative, hill_stimulus, pd1_factor
 from bayes.models.observation import ErrorModel
-from bayes.models.pk import PK_PARAMETERS, il2_concentrations
+from bayes.models.pk import PK_PARAMETERS, il2_concentrations, log_exposure_shift
 from bayes.models.release import RELEASE_PARAMETERS, ReleaseShape
-from bayes.models.spec import DoseRoute, ModelSpec, Observable
+from bayes.models.spec import DoseRoute, IdentifiedScale, ModelSpec, Observable
 from bayes.models.tumour import (
     GROWTH_PARAMETERS,
     GrowthLaw,
@@ -169,7 +169,13 @@ def cf_il2_spec(study: Study, config: CFIL2Config | None = None) -> ModelSpec:
         external_events=(config.implant_kind,),
         method=Dopri5(rtol=config.rtol, atol=config.atol),
         solution=None if config.solver == "ode" else _cascade(config, times, outputs, reference),
+        identified={"rho": LOCAL_EXPOSURE},
     )
+
+
+LOCAL_EXPOSURE = IdentifiedScale("local_exposure", log_exposure_shift, "ng/mL per ug/day")
+"""``rho`` is sampled through the steady-state cavity IL-2 per ug/day of measured output,
+``1000 rho f / CL_a``, which the IL-2 data identify (:func:`bayes.models.pk.log_exposure_shift`)."""
 
 
 def _cascade(config: CFIL2Config, times: np.ndarray, outputs: np.ndarray, reference: np.ndarray):

@@ -115,6 +115,7 @@ class HierarchicalModel:
                 effects=self.effects,
                 correlated=self.correlated,
                 centred=self.centred,
+                identified=self.spec.identified,
             )
             states = self._solve(params)
             for analyte, observable in self.spec.observables.items():
@@ -261,6 +262,7 @@ class HierarchicalModel:
             "effects": [vars(e) for e in self.effects],
             "correlated": list(self.correlated),
             "centred": list(self.centred),
+            "identified": {k: v.name for k, v in self.spec.identified.items()},
             "data_hash": study_hash(self.study),
         }
 

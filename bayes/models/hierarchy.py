@@ -24,6 +24,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorVariable
 
 from bayes.models.priors import PriorSet, omega_name
+from bayes.models.spec import IdentifiedScale
 
 SUBJECT_DIM = "subject"
 
@@ -65,6 +66,7 @@ def subject_parameters(
     correlated: Sequence[str] = (),
     lkj_eta: float = 2.0,
     centred: Sequence[str] = (),
+    identified: Mapping[str, IdentifiedScale] | None = None,
 ) -> dict[str, TensorVariable]:
     """Create population parameters and per-subject values in the current PyMC model.
 
@@ -88,6 +90,9 @@ def subject_parameters(
         LKJ concentration; 1 is uniform over correlation matrices, larger favours independence.
     centred : sequence of str
         Parameters whose random effects are sampled centred (not with ``correlated``).
+    identified : mapping of str to IdentifiedScale, optional
+        Log-normal population parameters sampled through the combination the data identify
+        (:class:`bayes.models.spec.IdentifiedScale`).
 
     Returns
     -------
@@ -99,10 +104,11 @@ def subject_parameters(
     _check_centred(priors, names, correlated, centred)
     deviations = _random_deviations(priors, names, correlated, lkj_eta, centred)
     shifts = _covariate_shifts(effects, covariates, names)
+    populations = _populations(priors, names, identified or {})
     values = {}
     for name in names:
         prior = priors[name]
-        population = prior.prior.to_pymc(name)
+        population = populations[name]
         log_scale = prior.random_effect is None or prior.random_effect.kind == "lognormal"
         log_scale = log_scale and prior.to_scipy().support()[0] >= 0
         shift = deviations.get(name, 0.0) + shifts.get(name, 0.0)
@@ -115,6 +121,26 @@ def subject_parameters(
             value = value + _reference(references, prior.offset_from, name, n_subjects)
         values[name] = pm.Deterministic(f"{name}_subject", value, dims=SUBJECT_DIM)
     return values
+
+
+def _populations(
+    priors: PriorSet, names: Sequence[str], identified: Mapping[str, IdentifiedScale]
+) -> dict[str, TensorVariable]:
+    """Create the population parameters; identified ones last (their shift needs the others)."""
+    populations = {n: priors[n].prior.to_pymc(n) for n in names if n not in identified}
+    for name, scale in identified.items():
+        prior = priors[name].prior
+        if prior.distribution != "LogNormal":
+            raise ValueError(
+                f"{name!r} is sampled through {scale.name!r}, which needs a LogNormal prior, "
+                f"got {prior.distribution}"
+            )
+        shift = scale.log_shift(populations)
+        log_value = pm.Normal(
+            f"log_{scale.name}", prior.params["mu"] + shift, prior.params["sigma"]
+        )
+        populations[name] = pm.Deterministic(name, pt.exp(log_value - shift))
+    return populations
 
 
 def _check_centred(

@@ -51,6 +51,18 @@ def local_elimination_rate(p: Mapping[str, TensorVariable]) -> TensorVariable:
     return absorption_rate(p) / p["absorbed_fraction"]
 
 
+def log_exposure_shift(p: Mapping[str, TensorVariable]) -> TensorVariable:
+    """Return ``ln(1000 f / CL_a)``, the shift from ``ln rho`` to the identified log exposure.
+
+    ``ln rho`` plus this is the log steady-state cavity IL-2 per ug/day of measured capsule
+    output (ng/mL per ug/day), which the data identify;
+    ``CL_a = k_sys v_sys / local_systemic_ratio`` (mL/day). Used to sample ``rho`` through
+    ``local_exposure`` (:class:`bayes.models.spec.IdentifiedScale`).
+    """
+    clearance_abs = p["k_sys"] * p["v_sys"] / p["local_systemic_ratio"]
+    return pt.log(NG_PER_UG * p["absorbed_fraction"] / clearance_abs)
+
+
 def il2_concentrations(
     t: TensorVariable,
     implant_times: TensorVariable,

@@ -76,6 +76,32 @@ class DoseRoute:
 
 
 @dataclass(frozen=True)
+class IdentifiedScale:
+    """Sample a log-normal population parameter through the combination the data identify.
+
+    When the data identify only ``ln theta + shift(other parameters)`` (e.g. the cavity IL-2
+    exposure, ``rho f / CL_a``), NUTS has to cross a narrow ridge between ``theta`` and the
+    others. The model then samples ``ln theta + shift`` itself, as ``log_<name>``, from
+    ``Normal(mu + shift, sigma)`` where ``LogNormal(mu, sigma)`` is the prior of ``theta``: an
+    exact change of variables, so the joint prior is unchanged, and ``theta`` is a deterministic.
+
+    Parameters
+    ----------
+    name : str
+        Name of the sampled quantity (the model variable is ``log_<name>``).
+    log_shift : callable
+        ``log_shift(population) -> tensor``: the shift, from the other population parameters
+        (a mapping name -> scalar tensor).
+    unit : str
+        Unit of ``exp(ln theta + shift)``.
+    """
+
+    name: str
+    log_shift: Callable[[Mapping[str, TensorVariable]], TensorVariable]
+    unit: str = ""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A hierarchical ODE model, described independently of PyMC.
 
@@ -115,6 +141,8 @@ class ModelSpec:
         instead of the ODE ``method``; ``parameters`` maps every structural parameter to a
         ``(subject,)`` tensor, ``design`` is the :class:`~bayes.models.design.Design`, ``t0``
         the per-subject start times.
+    identified : mapping of str to IdentifiedScale
+        Log-normal population parameters sampled through an identified combination.
     """
 
     name: str
@@ -129,16 +157,27 @@ class ModelSpec:
     method: RK4 | Dopri5 | Rosenbrock = field(default_factory=lambda: Dopri5(rtol=1e-6, atol=1e-9))
     t0: float | None = None
     solution: Callable[..., TensorVariable] | None = None
+    identified: Mapping[str, IdentifiedScale] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Freeze the mappings and check that every name refers to something."""
-        for name in ("observables", "doses", "initial_state", "references", "subject_data"):
+        for name in (
+            "observables",
+            "doses",
+            "initial_state",
+            "references",
+            "subject_data",
+            "identified",
+        ):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         object.__setattr__(self, "extra_parameters", tuple(self.extra_parameters))
         object.__setattr__(self, "external_events", tuple(self.external_events))
         if not self.observables:
             raise ValueError(f"model {self.name!r}: at least one observable is needed")
         parameters = set(self.parameters)
+        unknown = sorted(set(self.identified) - parameters)
+        if unknown:
+            raise ValueError(f"identified: unknown parameters {unknown}")
         for kind, route in self.doses.items():
             self.system.state_index(route.state)
             if route.scale is not None and route.scale not in parameters:

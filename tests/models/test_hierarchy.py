@@ -61,3 +61,33 @@ def test_bad_centred_choices_are_named(centred, correlated, message):
             subject_parameters(
                 PRIORS, ["rho", "kill_rate", "hill"], N, correlated=correlated, centred=centred
             )
+
+
+def test_identified_scale_is_an_exact_change_of_variables():
+    """Sampling rho through the cavity exposure leaves the joint prior of (rho, PK) unchanged."""
+    from bayes.models.cf_il2 import LOCAL_EXPOSURE
+
+    names = ["rho", "k_sys", "v_sys", "local_systemic_ratio", "absorbed_fraction"]
+    with pm.Model(coords={SUBJECT_DIM: range(N)}) as model:
+        subject_parameters(PRIORS, names, N, identified={"rho": LOCAL_EXPOSURE})
+    assert "log_local_exposure" in {rv.name for rv in model.free_RVs}
+    assert "rho" not in {rv.name for rv in model.free_RVs}
+    rho, k_sys = pm.draw([model["rho"], model["k_sys"]], draws=4000, random_seed=5)
+    expected = PRIORS["rho"].to_scipy()
+    assert stats.kstest(rho, expected.cdf).pvalue > 0.01
+    assert abs(np.corrcoef(np.log(rho), np.log(k_sys))[0, 1]) < 0.05
+
+
+def test_identified_scale_needs_a_lognormal_prior():
+    from bayes.models.spec import IdentifiedScale
+
+    scale = IdentifiedScale("x", lambda p: p["k_sys"] * 0.0)
+    with pytest.raises(ValueError, match="needs a LogNormal prior"):
+        with pm.Model(coords={SUBJECT_DIM: range(N)}):
+            subject_parameters(
+                PRIORS,
+                ["log_burden0", "k_sys"],
+                N,
+                references=REFERENCE,
+                identified={"log_burden0": scale},
+            )
