@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -370,6 +371,40 @@ def to_jsonable(obj):
 
 
 # ----------------------------------------------------------------------------- main
+class LoadMonitor:
+    """Samples the 1-minute load average in a background thread while the benchmark runs.
+
+    Parameters
+    ----------
+    every_s : float
+        Sampling interval in seconds.
+    """
+
+    def __init__(self, every_s: float = 15.0) -> None:
+        self.every_s = every_s
+        self.samples: list[float] = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict:
+        """Load at start and now, mean and max of the samples so far (1-minute averages)."""
+        now = os.getloadavg()[0]
+        values = [*self.samples, now]
+        return {"start_1min": self.samples[0], "end_1min": now,
+                "mean_1min": float(np.mean(values)), "max_1min": float(np.max(values)),
+                "n_samples": len(values), "every_s": self.every_s}
+
+    def stop(self) -> dict:
+        """Stop sampling and return :meth:`summary`."""
+        self._stop.set()
+        return self.summary()
+
+
 def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -400,6 +435,7 @@ def main(argv=None) -> dict:
     print(f"mode={'quick' if args.quick else 'full'} chains={cfg['chains']} "
           f"draws={cfg['draws']} tune={cfg['tune']} methods={','.join(args.methods)}",
           flush=True)
+    t_start, load = time.perf_counter(), LoadMonitor()
     results = {}
     for name in args.methods:
         results[name] = run_isolated(name, data, cfg)
@@ -411,7 +447,8 @@ def main(argv=None) -> dict:
     scaling = {} if args.no_scaling or "engine" not in args.methods else run_scaling(
         data, cfg, results["engine"])
     report = {"methods": results, "ratios": ratios, "scaling": scaling,
-              "targets": targets(results, ratios), "settings": settings(args, cfg)}
+              "targets": targets(results, ratios), "settings": settings(args, cfg),
+              "wall_s": time.perf_counter() - t_start, "load": load.stop()}
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(report), indent=2))
@@ -435,6 +472,11 @@ def markdown_report(report: dict) -> str:
                          f"{fmt(s['compile_s'])} |")
         parts.append("")
     parts.append("targets: `" + json.dumps(report["targets"]) + "`")
+    if "wall_s" in report:
+        load = report["load"]
+        parts.append(f"\nwall time {report['wall_s']:.0f} s; 1-minute load average: start "
+                     f"{load['start_1min']:.2f}, mean {load['mean_1min']:.2f}, max "
+                     f"{load['max_1min']:.2f}, end {load['end_1min']:.2f}")
     return "\n".join(parts)
 
 

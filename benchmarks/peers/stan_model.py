@@ -123,9 +123,11 @@ def initial_values(data: Dataset, chains: int, seed: int) -> list[dict]:
     """
     import pymc as pm
 
-    from .pymc_models import build_model, naive_scan_predictor
+    from .pymc_models import build_model
 
-    model = build_model(data, naive_scan_predictor())
+    # The initial point depends only on the free variables, not on the ODE predictor: a
+    # trivial predictor avoids building (and compiling) an ODE graph just for the inits.
+    model = build_model(data, lambda V0, times, **_: V0[:, None] * np.ones(len(times)))
     fn = pm.initial_point.make_initial_point_fn(
         model=model, jitter_rvs=set(model.free_RVs), return_transformed=False)
     inits = []
