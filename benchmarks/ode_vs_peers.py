@@ -165,7 +165,8 @@ def extrapolate(results: dict, name: str) -> None:
         how = (f"{rate:.3g} gradient evaluations/s measured in a short {name} run "
                f"({short['chains']} chains x {short['tune']} warm-up + {short['draws']} draws"
                f", max tree depth {short.get('max_treedepth')}, {short['wall_s']:.0f} s; early "
-               f"warm-up, so this rate is pessimistic); R-hat/divergences/recovery come from it")
+               f"warm-up, so not the rate of a full run); R-hat/divergences/recovery come "
+               f"from it")
     else:
         rate = 1.0 / res["grad_eval_s"]
         how = "1 / gradient time at the true values (no sampling; optimistic)"
