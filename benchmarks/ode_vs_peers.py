@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -40,13 +41,17 @@ METHODS = ("engine", "naive_scan", "pymc_ode", "stan_rk45", "stan_bdf")
 ENGINE_METHOD = ("Dopri5", {"rtol": 1e-6, "atol": 1e-6})
 SCALING_MICE = (24, 96, 384)
 
+STAN_SHORT = {"chains": 2, "draws": 20, "tune": 20, "max_treedepth": 5}
+# "stan_short": Stan methods that only make a short run (ESS/s extrapolated); the others
+# sample with the mode's chains/draws/tune. Stan's bdf gradient is ~4x its rk45 gradient,
+# so a full bdf run would take several hours here.
 MODES = {
     "full": {"chains": 4, "draws": 1000, "tune": 1000, "grad_timing_s": 3.0,
              "pymc_ode": {"chains": 4, "draws": 30, "tune": 30, "max_treedepth": 6},
-             "stan_short": None},
+             "stan_short": {"stan_bdf": STAN_SHORT}},
     "quick": {"chains": 2, "draws": 300, "tune": 300, "grad_timing_s": 1.5,
               "pymc_ode": None,
-              "stan_short": {"chains": 2, "draws": 20, "tune": 20, "max_treedepth": 5}},
+              "stan_short": {"stan_rk45": STAN_SHORT, "stan_bdf": STAN_SHORT}},
 }
 
 
@@ -94,7 +99,8 @@ def run_stan(data: Dataset, cfg: dict, use_bdf: bool) -> dict:
     from peers.stan_model import ATOL, RTOL
     from peers.stan_runner import run_stan_method
 
-    out = run_stan_method(data, use_bdf, cfg, short=cfg.get("stan_short"))
+    name = "stan_bdf" if use_bdf else "stan_rk45"
+    out = run_stan_method(data, use_bdf, cfg, short=(cfg.get("stan_short") or {}).get(name))
     out["solver"] = f"{'ode_bdf_tol' if use_bdf else 'ode_rk45_tol'} rtol={RTOL} atol={ATOL}"
     return out
 
@@ -159,7 +165,8 @@ def extrapolate(results: dict, name: str) -> None:
         how = (f"{rate:.3g} gradient evaluations/s measured in a short {name} run "
                f"({short['chains']} chains x {short['tune']} warm-up + {short['draws']} draws"
                f", max tree depth {short.get('max_treedepth')}, {short['wall_s']:.0f} s; early "
-               f"warm-up, so this rate is pessimistic); R-hat/divergences/recovery come from it")
+               f"warm-up, so not the rate of a full run); R-hat/divergences/recovery come "
+               f"from it")
     else:
         rate = 1.0 / res["grad_eval_s"]
         how = "1 / gradient time at the true values (no sampling; optimistic)"
@@ -365,6 +372,40 @@ def to_jsonable(obj):
 
 
 # ----------------------------------------------------------------------------- main
+class LoadMonitor:
+    """Samples the 1-minute load average in a background thread while the benchmark runs.
+
+    Parameters
+    ----------
+    every_s : float
+        Sampling interval in seconds.
+    """
+
+    def __init__(self, every_s: float = 15.0) -> None:
+        self.every_s = every_s
+        self.samples: list[float] = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.samples.append(os.getloadavg()[0])
+
+    def summary(self) -> dict:
+        """Load at start and now, mean and max of the samples so far (1-minute averages)."""
+        now = os.getloadavg()[0]
+        values = [*self.samples, now]
+        return {"start_1min": self.samples[0], "end_1min": now,
+                "mean_1min": float(np.mean(values)), "max_1min": float(np.max(values)),
+                "n_samples": len(values), "every_s": self.every_s}
+
+    def stop(self) -> dict:
+        """Stop sampling and return :meth:`summary`."""
+        self._stop.set()
+        return self.summary()
+
+
 def parse_args(argv=None):
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -395,6 +436,7 @@ def main(argv=None) -> dict:
     print(f"mode={'quick' if args.quick else 'full'} chains={cfg['chains']} "
           f"draws={cfg['draws']} tune={cfg['tune']} methods={','.join(args.methods)}",
           flush=True)
+    t_start, load = time.perf_counter(), LoadMonitor()
     results = {}
     for name in args.methods:
         results[name] = run_isolated(name, data, cfg)
@@ -406,7 +448,8 @@ def main(argv=None) -> dict:
     scaling = {} if args.no_scaling or "engine" not in args.methods else run_scaling(
         data, cfg, results["engine"])
     report = {"methods": results, "ratios": ratios, "scaling": scaling,
-              "targets": targets(results, ratios), "settings": settings(args, cfg)}
+              "targets": targets(results, ratios), "settings": settings(args, cfg),
+              "wall_s": time.perf_counter() - t_start, "load": load.stop()}
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(report), indent=2))
@@ -430,6 +473,11 @@ def markdown_report(report: dict) -> str:
                          f"{fmt(s['compile_s'])} |")
         parts.append("")
     parts.append("targets: `" + json.dumps(report["targets"]) + "`")
+    if "wall_s" in report:
+        load = report["load"]
+        parts.append(f"\nwall time {report['wall_s']:.0f} s; 1-minute load average: start "
+                     f"{load['start_1min']:.2f}, mean {load['mean_1min']:.2f}, max "
+                     f"{load['max_1min']:.2f}, end {load['end_1min']:.2f}")
     return "\n".join(parts)
 
 

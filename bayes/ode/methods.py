@@ -98,9 +98,11 @@ class AdaptiveMethod:
     watches the states, not their sensitivities: a stiff subsystem that sits exactly at zero
     (e.g. a PK chain before its first dose) lets an explicit method take long steps, and the
     sensitivity to that subsystem's *initial state* is then inaccurate (unstable for
-    explicit methods). Use :class:`RK4` with a small step if such gradients matter (a small
-    ``max_step`` only partly helps). Parameter, dose-amount and infusion-rate gradients are
-    unaffected in the tests.
+    explicit methods). Use :class:`RK4` with a small step if such gradients matter: a small
+    ``max_step`` removes the instability but not the inaccuracy (in tests/ode/test_ode_pkpd.py,
+    with a dormant mode of 35/day, ``max_step=0.05`` leaves a relative error of 0.56 and
+    ``0.01`` of 2e-5 on such a gradient). Parameter, dose-amount and infusion-rate gradients
+    are unaffected in the tests.
 
     Parameters
     ----------
