@@ -142,16 +142,10 @@ class ReusableSampler:
         import nutpie
 
         compiled = self._compiled.with_data(**data)
-        return nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=max(tune, 1),
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            save_warmup=False,
-            **nutpie_options(target_accept, mass_matrix, eigval_cutoff),
+        options = nutpie_options(
+            draws, tune, chains, seed, cores, target_accept, mass_matrix, eigval_cutoff
         )
+        return nutpie.sample(compiled, **options)
 
 
 def fit_diagnostics(

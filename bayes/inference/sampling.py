@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import pymc as pm
 import xarray as xr
@@ -85,10 +85,10 @@ def sample(
     if sampler == "nutpie" and progress is not None:
         pointwise = add_pointwise_log_likelihood(model) if log_likelihood else {}
         kept = None if var_names is None else [*var_names, *pointwise]
-        options = nutpie_options(target_accept, mass_matrix, eigval_cutoff)
-        tree, timings = _sample_nutpie(
-            model, draws, tune, chains, seed, cores, progress, kept, options
+        options = nutpie_options(
+            draws, tune, chains, seed, cores, target_accept, mass_matrix, eigval_cutoff
         )
+        tree, timings = _sample_nutpie(model, progress, kept, options)
         if pointwise:
             tree = _move_to_log_likelihood(tree, pointwise)
             log_likelihood = False
@@ -121,12 +121,25 @@ def sample(
 
 
 def nutpie_options(
-    target_accept: float = 0.8, mass_matrix: MassMatrix = "diag", eigval_cutoff: float = 100.0
-) -> dict[str, object]:
-    """Return the ``nutpie.sample`` keyword arguments for these settings.
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    cores: int | None = None,
+    target_accept: float = 0.8,
+    mass_matrix: MassMatrix = "diag",
+    eigval_cutoff: float = 100.0,
+) -> dict[str, Any]:
+    """Return the ``nutpie.sample`` keyword arguments for these settings (no warm-up kept).
 
     Parameters
     ----------
+    draws, tune, chains : int
+        Kept draws per chain, warm-up draws per chain (at least 1), number of chains.
+    seed : int
+        Random seed.
+    cores : int, optional
+        Chains run in parallel (nutpie's default: all cores).
     target_accept : float
         Target acceptance rate of step-size adaptation.
     mass_matrix : {"diag", "low_rank"}
@@ -138,7 +151,16 @@ def nutpie_options(
         With ``low_rank``: eigenvalues between ``1/eigval_cutoff`` and ``eigval_cutoff`` are
         not corrected (nutpie's default 100; smaller corrects more directions).
     """
-    options: dict[str, object] = {"target_accept": target_accept, "progress_bar": False}
+    options: dict[str, Any] = {
+        "draws": draws,
+        "tune": max(tune, 1),
+        "chains": chains,
+        "cores": cores,
+        "seed": seed,
+        "save_warmup": False,
+        "progress_bar": False,
+        "target_accept": target_accept,
+    }
     if mass_matrix == "low_rank":
         options.update(adaptation="low_rank", mass_matrix_eigval_cutoff=eigval_cutoff)
     return options
@@ -242,16 +264,14 @@ def _raise_if_interrupted(tree: xr.DataTree, chains: int, draws: int) -> None:
 
 def _sample_nutpie(
     model: pm.Model,
-    draws: int,
-    tune: int,
-    chains: int,
-    seed: int,
-    cores: int | None,
     progress: ProgressCallback,
     var_names: list[str] | None,
-    options: dict[str, object],
+    options: dict[str, Any],
 ) -> tuple[xr.DataTree, dict[str, float]]:
-    """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings."""
+    """Run nutpie directly (what ``pm.sample(nuts_sampler="nutpie")`` does) with timings.
+
+    ``options`` are the :func:`nutpie_options`.
+    """
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
@@ -263,20 +283,10 @@ def _sample_nutpie(
     log.info(
         "compiled the model for nutpie in %.1f s (%.1f s CPU)", compile_seconds, compile_cpu_seconds
     )
-    clock = _PhaseClock(tune, chains, draws, progress)
+    draws, chains = options["draws"], options["chains"]
+    clock = _PhaseClock(options["tune"], chains, draws, progress)
     start, cpu = time.perf_counter(), time.process_time()
-    tree = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=max(tune, 1),
-        chains=chains,
-        cores=cores,
-        seed=seed,
-        save_warmup=False,
-        progress_callback=clock,
-        progress_rate=500,
-        **options,
-    )
+    tree = nutpie.sample(compiled, progress_callback=clock, progress_rate=500, **options)
     sampling_seconds = time.perf_counter() - start
     sampling_cpu_seconds = time.process_time() - cpu
     _raise_if_interrupted(tree, chains, draws)
