@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 from pytensor.tensor.variable import TensorVariable
 
 ErrorFamily = Literal["normal", "student_t"]
@@ -173,11 +174,40 @@ def censored_likelihood(
     if mutable:
         data = pm.Data(observed_data_name(name), data, dims=dims)
         lower = pm.Data(censoring_limit_name(name), lower, dims=dims)
-    return pm.Censored(
+    nu = pt.as_tensor_variable(1.0 if nu is None else nu)
+
+    def residual(mu, sigma, nu):
+        return error_model.distribution(mu, sigma, nu)
+
+    def censored(mu, sigma, nu, lower, size):
+        return pm.Censored.dist(residual(mu, sigma, nu), lower=lower, upper=None, size=size)
+
+    def logp(value, mu, sigma, nu, lower):
+        return m3_logp(residual, value, mu, sigma, nu, lower)
+
+    return pm.CustomDist(
         name,
-        error_model.distribution(prediction, sigma, nu),
-        lower=lower,
-        upper=None,
+        prediction,
+        sigma,
+        nu,
+        lower,
+        dist=censored,
+        logp=logp,
         observed=data,
         dims=dims,
     )
+
+
+def m3_logp(residual, value, mu, sigma, nu, lower) -> TensorVariable:
+    """Per-observation M3 log-likelihood, the log-CDF evaluated only on the censored rows.
+
+    Equal to ``pm.logp(pm.Censored.dist(residual(mu, sigma, nu), lower=lower), value)``, but
+    the log-CDF (for Student-t an incomplete beta function, ~10x the log-density's cost with
+    its gradient) is computed for the rows with ``value <= lower`` only, gathered by index,
+    instead of for every row as an element-wise switch would.
+    """
+    mu = pt.broadcast_to(mu, value.shape)
+    density = pm.logp(residual(mu, sigma, nu), value)
+    rows = pt.nonzero(pt.le(value, lower))[0]
+    tail = pm.logcdf(residual(mu[rows], sigma, nu), lower[rows])
+    return pt.set_subtensor(density[rows], tail)
