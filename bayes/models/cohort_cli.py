@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 
@@ -23,6 +24,24 @@ def add_cohort_command(commands: argparse._SubParsersAction) -> None:
     make.add_argument("--out", required=True, metavar="DIR", help="output folder")
     make.add_argument("--seed", type=int, help="random seed (default: the recipe's)")
     make.set_defaults(handler=_make)
+    recovery = sub.add_parser(
+        "recovery",
+        help="compare a run's posterior with the generating values of a cohort recipe",
+        description="For a run folder (`cytofactory run`) fitted to a synthetic cohort, compare "
+        "each generating population parameter of the cohort's recipe with its posterior median "
+        "and central interval; write recovery.csv (parameter, true, median, low, high, inside).",
+    )
+    recovery.add_argument("run", metavar="RUN_DIR", help="run folder with results.nc")
+    recovery.add_argument(
+        "--recipe", required=True, metavar="RECIPE", help="the cohort's recipe TOML"
+    )
+    recovery.add_argument(
+        "--prob", type=float, default=0.9, help="central interval mass (default 0.9)"
+    )
+    recovery.add_argument(
+        "--out", metavar="FILE", help="CSV to write (default: RUN_DIR/recovery.csv)"
+    )
+    recovery.set_defaults(handler=_recovery)
 
 
 def _make(args: argparse.Namespace) -> int:
@@ -52,4 +71,32 @@ def _make(args: argparse.Namespace) -> int:
             f"{row.accepted_high:g}]  {row.detail}"
         )
     print(f"{int(table['within'].sum())} of {len(table)} published figures within tolerance")
+    return EXIT_OK
+
+
+def _recovery(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from bayes.cli import EXIT_INPUT, EXIT_OK
+    from bayes.models.recovery import format_recovery, recovery_table
+    from bayes.models.virtual_cohort import cohort_model, design_study, load_recipe
+    from bayes.workflow.folder import atomic_write_text
+
+    recipe = load_recipe(args.recipe)
+    try:
+        results = Path(args.run) / "results.nc"
+        if not results.is_file():
+            raise ValueError(f"{args.run} is not a complete run folder (no results.nc)")
+        tree = xr.open_datatree(results, engine="netcdf4")
+        identified = cohort_model(recipe, design_study(recipe, recipe.seed)).spec.identified
+        table = recovery_table(
+            tree["posterior"].to_dataset(), recipe.parameters, identified, args.prob
+        )
+    except ValueError as exc:
+        print(f"cytofactory: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    out = Path(args.out) if args.out else Path(args.run) / "recovery.csv"
+    atomic_write_text(out, table.to_csv(index=False, lineterminator="\n"))
+    print(format_recovery(table, args.prob))
+    print(f"wrote {out}")
     return EXIT_OK

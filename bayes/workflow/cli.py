@@ -36,6 +36,13 @@ def add_workflow_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--check", action="store_true", help="validate the workflow and its data, then stop"
     )
+    run.add_argument(
+        "--data",
+        metavar="FILE",
+        help="fit this data file (tidy CSV) instead of the workflow's data.sources, e.g. a "
+        "fresh cohort from `cytofactory cohort make`",
+    )
+    run.add_argument("--events", metavar="FILE", help="events CSV for --data")
     run.set_defaults(handler=_run)
     compare = commands.add_parser(
         "compare",
@@ -87,9 +94,15 @@ def _run(args: argparse.Namespace) -> int:
 def _run_unguarded(args: argparse.Namespace) -> int:
     from bayes.workflow.inputs import build_model, load_data
     from bayes.workflow.run import default_output, run_workflow
-    from bayes.workflow.schema import load_workflow
+    from bayes.workflow.schema import load_workflow, with_data
 
+    if args.events and not args.data:
+        print("cytofactory: error: --events needs --data", file=sys.stderr)
+        return EXIT_INPUT
     loaded = load_workflow(args.workflow)
+    if args.data:
+        loaded = with_data(loaded, args.data, args.events)
+        print(f"data: {args.data} (instead of the workflow's data.sources)")
     if args.check:
         study = load_data(loaded)
         model = build_model(loaded, study)

@@ -279,6 +279,35 @@ def load_workflow(path: str | Path) -> LoadedWorkflow:
     return loaded
 
 
+def with_data(
+    loaded: LoadedWorkflow, path: str | Path, events: str | Path | None = None
+) -> LoadedWorkflow:
+    """Return ``loaded`` fitting one other data file (``cytofactory run --data FILE``).
+
+    The workflow's ``data.sources`` are replaced by ``path`` (and ``events``), taken relative to
+    the current folder; group selection and everything else in the workflow are kept. This is
+    how a workflow is refitted to e.g. a fresh synthetic cohort (``cytofactory cohort make``).
+
+    Raises
+    ------
+    WorkflowError
+        Naming ``--data`` or ``--events`` when a file does not exist.
+    """
+    given = {"--data": path, "--events": events}
+    problems = [
+        (key, f"file not found: {value}")
+        for key, value in given.items()
+        if value is not None and not Path(value).is_file()
+    ]
+    if problems:
+        raise WorkflowError(str(loaded.path), problems)
+    source = DataSource(
+        path=str(Path(path).resolve()), events=str(Path(events).resolve()) if events else None
+    )
+    data = loaded.workflow.data.model_copy(update={"sources": [source]})
+    return loaded.model_copy(update={"workflow": loaded.workflow.model_copy(update={"data": data})})
+
+
 def _file_problems(loaded: LoadedWorkflow) -> list[tuple[str, str]]:
     workflow = loaded.workflow
     checks: list[tuple[str, str | None]] = [("priors", workflow.priors)]

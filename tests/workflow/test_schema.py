@@ -197,3 +197,30 @@ def test_data_level_problem_leaves_no_folder(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path / "run")]) == 2
     assert "data.groups[0]: group 'nope' is not in the data" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wf.toml"]
+
+
+def test_run_data_override_replaces_the_sources(tmp_path, capsys):
+    """`run --data FILE --events FILE` fits another data file with the same workflow."""
+    quickstart = WORKFLOWS / "quickstart.toml"
+    obs = ROOT / "datasets" / "cohorts" / "reference" / "observations.csv"
+    keep = {"control-1", "control-2", "cf_5ug-1", "cf_5ug-2"}  # 4 mice: a stand-in cohort
+    few, events = (
+        subset_csv(source, tmp_path / source.name, keep)
+        for source in (obs, obs.with_name("events.csv"))
+    )
+    argv = ["run", str(quickstart), "--check", "--data", str(few), "--events", str(events)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"data: {few}" in out and "4 subjects" in out
+    assert main(["run", str(quickstart), "--data", str(tmp_path / "none.csv"), "--check"]) == 2
+    assert f"{quickstart}: --data: file not found" in capsys.readouterr().err
+    assert main(["run", str(quickstart), "--events", str(events), "--check"]) == 2
+    assert "--events needs --data" in capsys.readouterr().err
+
+
+def subset_csv(source: Path, target: Path, subjects: set[str]) -> Path:
+    """Copy a tidy CSV (comment line, header) keeping the rows of ``subjects``."""
+    lines = source.read_text(encoding="utf-8").splitlines()
+    body = [line for line in lines[2:] if line.split(",")[0] in subjects]
+    target.write_text("\n".join(lines[:2] + body) + "\n", encoding="utf-8")
+    return target
