@@ -121,8 +121,8 @@ class AdaptiveMethod:
     parameter gradients move by 1e-8 and 3e-6 (tolerance level). :class:`Rosenbrock`
     (damped but not resolved fast modes): 0.55 -> 1.6e-5. Cost: every attempt computes the
     tangent stages as well, and the extra control adds steps; on the 24-mouse benchmark
-    problem (``rtol = atol = 1e-6``) logp+gradient takes 1.47x as long (56% more accepted
-    steps), so the option is off by default.
+    problem (``rtol = atol = 1e-6``, benchmarks/sensitivity_cost.py) logp+gradient takes
+    about 1.46x as long (56% more accepted steps), so the option is off by default.
 
     Parameters
     ----------
