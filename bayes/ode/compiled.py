@@ -62,13 +62,17 @@ class StepKernels:
     Attributes
     ----------
     step : callable
-        ``step(t, h, y, p, u) -> (y_new, error_norm)`` with ``t, h`` of shape ``(S,)``, ``y, u``
-        ``(S, N)`` (``u`` the zero-order input rates) and ``p`` ``(S, P)``.
+        ``step(t, h, y, p, u) -> (y_new, error_norm)`` with ``t, h`` of shape ``(S,)``, ``y``
+        ``(S, N + T)`` (the states, then the ``T`` tangent components, ``T = N`` with
+        ``sensitivity_control`` and 0 otherwise), ``u`` ``(S, N)`` (the zero-order input
+        rates) and ``p`` ``(S, P)``.
     step_vjp : callable
         ``step_vjp(t, h, y, p, u, lam) -> (lam_y, lam_p, lam_u)``: ``lam`` contracted with the
         Jacobians of ``y_new`` with respect to ``y``, ``p`` and ``u``.
     n_states : int
         Number of states.
+    n_tangent : int
+        Number of tangent components carried after the states (``N`` or 0).
     kind : {"scalar", "array"}
         ``"scalar"``: one scalar function per subject, generated from an elementwise
         right-hand side (no temporary arrays); ``"array"``: PyTensor graphs over the whole
@@ -78,11 +82,18 @@ class StepKernels:
     """
 
     def __init__(
-        self, step: Callable, step_vjp: Callable, n_states: int, kind: str, key: str | None
+        self,
+        step: Callable,
+        step_vjp: Callable,
+        n_states: int,
+        kind: str,
+        key: str | None,
+        n_tangent: int = 0,
     ) -> None:
         self.step = step
         self.step_vjp = step_vjp
         self.n_states = n_states
+        self.n_tangent = n_tangent
         self.kind = kind
         self.key = key
 
@@ -94,22 +105,29 @@ def _free_inputs(outputs: list[TensorVariable], allowed: list[TensorVariable]) -
     ]
 
 
-def _step_graph(system, method, t, h, y_columns, p_columns, u_columns):
-    """One attempted step on per-state columns: ``(y_new columns, RMS scaled error)``."""
-    n = system.n_states
+def _step_graph(system, method, t, h, y_columns, p_columns, u_columns, v_columns=None):
+    """One attempted step on per-state columns: ``(y_new columns, error norm, v_new columns)``.
+
+    With ``v_columns`` (``method.sensitivity_control``) the tangent along ``v`` is stepped too
+    and the error norm is the larger of the states' and the tangent's scaled RMS errors;
+    otherwise ``v_new columns`` is empty.
+    """
 
     def rhs(time, states):
         dydt = system.derivatives(time, states, p_columns)
         return [d + u_i for d, u_i in zip(dydt, u_columns, strict=True)]
 
-    new_columns, error = method.attempt(rhs, t, list(y_columns), h)
-    atol = np.broadcast_to(np.asarray(method.atol, float), (n,))
-    scaled = [
-        e / (float(a) + method.rtol * pt.maximum(pt.abs(y_i), pt.abs(y_n)))
-        for e, a, y_i, y_n in zip(error, atol, y_columns, new_columns, strict=True)
-    ]
-    err_norm = pt.sqrt(sum(pt.sqr(v) for v in scaled) / n)
-    return new_columns, err_norm
+    if v_columns is None:
+        new_columns, error = method.attempt(rhs, t, list(y_columns), h)
+        return new_columns, method.error_norm(error, y_columns, new_columns), []
+    new_columns, error, v_new, v_error = method.attempt_with_tangent(
+        rhs, t, list(y_columns), list(v_columns), h
+    )
+    err_norm = pt.maximum(
+        method.error_norm(error, y_columns, new_columns),
+        method.error_norm(v_error, v_columns, v_new),
+    )
+    return new_columns, err_norm, v_new
 
 
 def _check_free(outputs, allowed) -> None:
@@ -124,13 +142,14 @@ def _check_free(outputs, allowed) -> None:
 def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) -> StepKernels:
     """Kernels acting on whole ``(subject, ...)`` arrays (any right-hand side)."""
     s, n, n_p = n_subjects, system.n_states, system.n_parameters
+    n_t = n if method.sensitivity_control else 0
     t = pt.tensor("t", shape=(s,), dtype="float64")
     h = pt.tensor("h", shape=(s,), dtype="float64")
-    y = pt.tensor("y", shape=(s, n), dtype="float64")
+    y = pt.tensor("y", shape=(s, n + n_t), dtype="float64")
     p = pt.tensor("p", shape=(s, n_p), dtype="float64")
     u = pt.tensor("u", shape=(s, n), dtype="float64")
     lam = pt.tensor("lam", shape=(s, n), dtype="float64")
-    new_columns, err_norm = _step_graph(
+    new_columns, err_norm, v_new = _step_graph(
         system,
         method,
         t,
@@ -138,17 +157,36 @@ def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) 
         [y[:, i] for i in range(n)],
         [p[:, j] for j in range(n_p)],
         [u[:, i] for i in range(n)],
+        [y[:, n + i] for i in range(n)] if n_t else None,
     )
-    y_new = pt.stack(new_columns, axis=1)
+    y_new = pt.stack([*new_columns, *v_new], axis=1)
     _check_free([y_new, err_norm], [t, h, y, p, u])
     step = pytensor.function([t, h, y, p, u], [y_new, err_norm], mode=_KERNEL_MODE)
+    # The adjoint differentiates the states' step only: the tangent just steers step sizes.
+    y_states, states_new = y, pt.stack(new_columns, axis=1)
+    if n_t:
+        y_states = pt.tensor("y_states", shape=(s, n), dtype="float64")
+        plain_columns, _, _ = _step_graph(
+            system,
+            method,
+            t,
+            h,
+            [y_states[:, i] for i in range(n)],
+            [p[:, j] for j in range(n_p)],
+            [u[:, i] for i in range(n)],
+        )
+        states_new = pt.stack(plain_columns, axis=1)
     grads = pt.grad(
-        pt.sum(lam * y_new), [y, p, u], disconnected_inputs="ignore", return_disconnected="zero"
+        pt.sum(lam * states_new),
+        [y_states, p, u],
+        disconnected_inputs="ignore",
+        return_disconnected="zero",
     )
-    step_vjp = pytensor.function([t, h, y, p, u, lam], grads, mode=_KERNEL_MODE)
+    step_vjp = pytensor.function([t, h, y_states, p, u, lam], grads, mode=_KERNEL_MODE)
     step_fn, step_key = numba_funcify_ensure_cache(step.maker.fgraph)
     vjp_fn, vjp_key = numba_funcify_ensure_cache(step_vjp.maker.fgraph)
-    return StepKernels(step_fn, vjp_fn, n, "array", _derived_key("array", step_key, vjp_key))
+    key = _derived_key("array", step_key, vjp_key)
+    return StepKernels(step_fn, vjp_fn, n, "array", key, n_tangent=n_t)
 
 
 def _to_scalar_graph(inputs, outputs):
@@ -205,42 +243,51 @@ def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
     (e.g. it sums over an implant axis); the caller then uses :func:`_vector_kernels`.
     """
     n, n_p = system.n_states, system.n_parameters
+    n_t = n if method.sensitivity_control else 0
     scalar = partial(pt.tensor, dtype="float64", shape=())
     t, h = scalar(name="t"), scalar(name="h")
     y = [scalar(name=f"y{i}") for i in range(n)]
+    v = [scalar(name=f"v{i}") for i in range(n_t)]
     p = [scalar(name=f"p{j}") for j in range(n_p)]
     u = [scalar(name=f"u{i}") for i in range(n)]
     lam = [scalar(name=f"lam{i}") for i in range(n)]
     try:
-        new_columns, err_norm = _step_graph(system, method, t, h, y, p, u)
+        new_columns, err_norm, v_new = _step_graph(
+            system, method, t, h, y, p, u, v if n_t else None
+        )
     except UnsupportedSystemError:
         raise
     except Exception as exc:  # noqa: BLE001 - any shape error means "not elementwise"
         raise UnsupportedSystemError(f"right-hand side is not elementwise: {exc}") from exc
-    if any(v.ndim for v in [*new_columns, err_norm]):  # broadcast against a per-subject constant
+    if any(x.ndim for x in [*new_columns, *v_new, err_norm]):  # broadcast against a constant
         raise UnsupportedSystemError("right-hand side is not elementwise (non-scalar result)")
-    _check_free([*new_columns, err_norm], [t, h, *y, *p, *u])
+    _check_free([*new_columns, *v_new, err_norm], [t, h, *y, *v, *p, *u])
+    # The adjoint differentiates the states' step only: the tangent just steers step sizes.
     contraction = sum(l_i * y_i for l_i, y_i in zip(lam, new_columns, strict=True))
     grads = pt.grad(
         contraction, [*y, *p, *u], disconnected_inputs="ignore", return_disconnected="zero"
     )
-    step_scalar = _scalar_function([t, h, *y, *p, *u], [*new_columns, err_norm])
+    step_scalar = _scalar_function([t, h, *y, *v, *p, *u], [*new_columns, *v_new, err_norm])
     vjp_scalar = _scalar_function([t, h, *y, *p, *u, *lam], grads)
-    args = ", ".join(
-        ["t[s]", "h[s]"]
-        + [f"y[s, {i}]" for i in range(n)]
-        + [f"p[s, {j}]" for j in range(n_p)]
-        + [f"u[s, {i}]" for i in range(n)]
-    )
+
+    def call_args(n_y):
+        return ", ".join(
+            ["t[s]", "h[s]"]
+            + [f"y[s, {i}]" for i in range(n_y)]
+            + [f"p[s, {j}]" for j in range(n_p)]
+            + [f"u[s, {i}]" for i in range(n)]
+        )
+
+    args = call_args(n)
     lam_args = ", ".join(f"lam[s, {i}]" for i in range(n))
     step_body = (
         "    n_subjects = t.shape[0]\n"
         f"    y_new = y.copy()\n    err = np.zeros(n_subjects)\n"
         "    for s in range(n_subjects):\n"
         "        if h[s] == 0.0:\n            continue\n"
-        f"        r = kernel({args})\n"
-        + "".join(f"        y_new[s, {i}] = r[{i}]\n" for i in range(n))
-        + f"        err[s] = r[{n}]\n"
+        f"        r = kernel({call_args(n + n_t)})\n"
+        + "".join(f"        y_new[s, {i}] = r[{i}]\n" for i in range(n + n_t))
+        + f"        err[s] = r[{n + n_t}]\n"
         "    return y_new, err\n"
     )
     vjp_body = (
@@ -257,7 +304,7 @@ def _scalar_kernels(system: ODESystem, method: AdaptiveMethod) -> StepKernels:
     step = _per_subject_wrapper("ode_step", step_scalar, "t, h, y, p, u", step_body)
     step_vjp = _per_subject_wrapper("ode_step_vjp", vjp_scalar, "t, h, y, p, u, lam", vjp_body)
     key = _derived_key("scalar", step_scalar[1], vjp_scalar[1])
-    return StepKernels(step, step_vjp, n, "scalar", key)
+    return StepKernels(step, step_vjp, n, "scalar", key, n_tangent=n_t)
 
 
 @lru_cache(maxsize=32)
@@ -293,12 +340,16 @@ def _grown(array, capacity, fill):  # pragma: no cover - compiled
 
 
 def _forward_template(
-    params, y0, bolus, inputs, h0, times, n_segments, atol, settings, max_steps
+    params, y0, bolus, inputs, h0, times, n_segments, atol, tangent0, settings, max_steps
 ):  # pragma: no cover - compiled by numba with ``ode_step`` bound to a step kernel
     rtol, safety, min_factor, max_factor, exponent, max_step = settings
     n_subjects, n_points, n_states = bolus.shape
+    n_carried = n_states + tangent0.shape[0]  # states, then the tangent (if any)
     last_segment = max(n_points - 1, 1)
-    y = y0 + bolus[:, 0, :]
+    y = np.empty((n_subjects, n_carried))
+    y[:, :n_states] = y0 + bolus[:, 0, :]
+    for s in range(n_subjects):
+        y[s, n_states:] = tangent0
     t = times[:, 0].copy()
     h = h0.copy()
     segment = np.zeros(n_subjects, np.int64)
@@ -342,7 +393,7 @@ def _forward_template(
             else:
                 h_try[s] = 0.0
         y_new, err_norm = ode_step(t, h_try, y, params, u)  # noqa: F821
-        record_y[attempt] = y
+        record_y[attempt] = y[:, :n_states]
         record_t[attempt] = t
         for s in range(n_subjects):
             record_segment[attempt, s] = min(segment[s], last_segment - 1)
@@ -363,7 +414,7 @@ def _forward_template(
             h_next = h_try[s] * factor
             if ok:
                 record_h[attempt, s] = h_try[s]
-                for i in range(n_states):
+                for i in range(n_carried):
                     y[s, i] = y_new[s, i]
                 if to_end:
                     point = segment[s] + 1
@@ -442,7 +493,7 @@ def _adjoint_template(
 
 
 #: bump when the driver templates change, so numba's on-disk cache is not reused
-_DRIVER_VERSION = 2
+_DRIVER_VERSION = 3
 #: driver sources, read once at import (numba compiles them with the kernels bound)
 _FORWARD_SRC = textwrap.dedent(inspect.getsource(_forward_template))
 _ADJOINT_SRC = textwrap.dedent(inspect.getsource(_adjoint_template))
@@ -487,9 +538,11 @@ class AdaptiveSolveOp(Op):
 
     Inputs: ``params (S, P)``, ``y0 (S, N)``, ``bolus (S, B, N)`` (dose added at each
     breakpoint), ``rates (S, B - 1, N)`` (zero-order input on each segment), ``h0 (S,)``
-    (first step), then the constants ``times (S, B)`` (breakpoints), ``n_segments (S,)`` and
-    ``atol (N,)``. Outputs: ``states (S, B, N)`` (pre-dose state at each breakpoint, NaN if
-    ``max_steps`` ran out first), then the attempt record ``y (A, S, N)``, ``t (A, S)``,
+    (first step), then the constants ``times (S, B)`` (breakpoints), ``n_segments (S,)``,
+    ``atol (N,)`` and ``tangent0 (T,)`` (initial tangent of ``sensitivity_control``, empty
+    without it; it only steers the step sizes and gets no gradient). Outputs:
+    ``states (S, B, N)`` (pre-dose state at each breakpoint, NaN if ``max_steps`` ran out
+    first), then the attempt record ``y (A, S, N)``, ``t (A, S)``,
     ``h (A, S)`` (0 when rejected or finished), ``segment (A, S)`` and ``reached (A, S)``
     (breakpoint reached at the end of the attempt, -1 if none), consumed by
     :class:`AdaptiveAdjointOp`.
@@ -509,10 +562,11 @@ class AdaptiveSolveOp(Op):
         )
         self.max_steps = int(method.max_steps)
 
-    def make_node(self, params, y0, bolus, rates, h0, times, n_segments, atol):
+    def make_node(self, params, y0, bolus, rates, h0, times, n_segments, atol, tangent0):
         """Build the node; see the class docstring for the inputs and outputs."""
         inputs = [pt.as_tensor_variable(v) for v in (params, y0, bolus, rates, h0, times)]
-        inputs += [pt.as_tensor_variable(n_segments, dtype="int64"), pt.as_tensor_variable(atol)]
+        inputs += [pt.as_tensor_variable(n_segments, dtype="int64")]
+        inputs += [pt.as_tensor_variable(np.asarray(v, float)) for v in (atol, tangent0)]
         outputs = [
             pt.tensor(dtype="float64", shape=(None, None, None)),
             pt.tensor(dtype="float64", shape=(None, None, None)),
@@ -537,11 +591,11 @@ class AdaptiveSolveOp(Op):
         if isinstance(cotangent.type, DisconnectedType):
             cotangent = pt.zeros_like(outputs[0])
         adjoint = AdaptiveAdjointOp(self.kernels)(params, bolus, rates, *outputs[1:], cotangent)
-        return [*adjoint, *(DisconnectedType()() for _ in range(4))]
+        return [*adjoint, *(DisconnectedType()() for _ in range(5))]
 
     def connection_pattern(self, node):
         """Only the states depend (differentiably) on params, y0, bolus and rates."""
-        return [[True] + [False] * 5] * 4 + [[False] * 6] * 4
+        return [[True] + [False] * 5] * 4 + [[False] * 6] * 5
 
 
 class AdaptiveAdjointOp(Op):
@@ -582,8 +636,8 @@ def _numba_adaptive_solve(op, node=None, **kwargs):
     forward, _ = _drivers(op.kernels)
     settings = "(" + ", ".join(_literal(v) for v in op.settings) + ",)"
     src = (
-        "def adaptive_solve(params, y0, bolus, rates, h0, times, n_segments, atol):\n"
-        "    return forward(params, y0, bolus, rates, h0, times, n_segments, atol, "
+        "def adaptive_solve(params, y0, bolus, rates, h0, times, n_segments, atol, tangent0):\n"
+        "    return forward(params, y0, bolus, rates, h0, times, n_segments, atol, tangent0, "
         f"{settings}, {op.max_steps})\n"
     )
     key = _derived_key("ode_adaptive_solve", _DRIVER_VERSION, src, op.kernels.key)
@@ -619,6 +673,7 @@ def adaptive_solve(
     params, y0, bolus, rates, h0 : TensorVariable
         See :class:`AdaptiveSolveOp`.
     """
-    atol = np.broadcast_to(np.asarray(method.atol, float), (kernels.n_states,)).copy()
+    atol = method.atol_per_state(kernels.n_states)
+    tangent0 = method.tangent_seed(kernels.n_states)[: kernels.n_tangent]
     op = AdaptiveSolveOp(kernels, method)
-    return op(params, y0, bolus, rates, h0, grid.times, grid.n_segments, atol)[0]
+    return op(params, y0, bolus, rates, h0, grid.times, grid.n_segments, atol, tangent0)[0]

@@ -235,15 +235,19 @@ def _solve_adaptive(problem: _Problem, method: AdaptiveMethod) -> list[TensorVar
     subjects = np.arange(n_subjects)
     breakpoints = pt.as_tensor_variable(grid.times)
     n_segments = pt.as_tensor_variable(grid.n_segments)
-    atol = _atol(method, n_states)
     y_start = [
         y_i + problem.bolus_tables[i][:, 0] if i in problem.bolus_tables else y_i
         for i, y_i in enumerate(problem.y0)
     ]
     h0 = _initial_step(problem, method, y_start)
+    # sensitivity_control: a tangent carried after the states that only steers step sizes
+    n_tangent = n_states if method.sensitivity_control else 0
+    v_start = [pt.full((n_subjects,), v0) for v0 in method.tangent_seed(n_states)[:n_tangent]]
 
     def one_attempt(t, h, segment, *args):
-        y, parameter_columns = list(args[:n_states]), list(args[n_states:])
+        y = list(args[:n_states])
+        v = list(args[n_states : n_states + n_tangent])
+        parameter_columns = list(args[n_states + n_tangent :])
         next_point = pt.minimum(segment + 1, last_segment)
         t_end = breakpoints[subjects, next_point]
         remaining = t_end - t
@@ -252,16 +256,28 @@ def _solve_adaptive(problem: _Problem, method: AdaptiveMethod) -> list[TensorVar
         h_try = pt.switch(active, pt.switch(to_end, remaining, h), 0.0)
         current = pt.minimum(segment, last_segment - 1)
         inputs = {i: table[subjects, current] for i, table in problem.input_tables.items()}
-        y_new, error = method.attempt(problem.rhs(inputs, parameter_columns), t, y, h_try)
-        scaled = [
-            e / (a + method.rtol * pt.maximum(pt.abs(y_i), pt.abs(y_n)))
-            for e, a, y_i, y_n in zip(error, atol, y, y_new, strict=True)
-        ]
-        err_norm = disconnected_grad(_rms(scaled))
+        rhs = problem.rhs(inputs, parameter_columns)
+        if n_tangent:
+            y_new, error, v_new, v_error = method.attempt_with_tangent(rhs, t, y, v, h_try)
+            err_norm = pt.maximum(
+                method.error_norm(error, y, y_new), method.error_norm(v_error, v, v_new)
+            )
+        else:
+            y_new, error = method.attempt(rhs, t, y, h_try)
+            err_norm = method.error_norm(error, y, y_new)
+        err_norm = disconnected_grad(err_norm)
         ok = pt.le(err_norm, 1.0)
         reached = ok & to_end & active
         keep_new = ok | ~active
         y_accepted = [pt.switch(keep_new, y_n, y_i) for y_n, y_i in zip(y_new, y, strict=True)]
+        v_next = (
+            [
+                disconnected_grad(pt.switch(keep_new, v_n, v_i))
+                for v_n, v_i in zip(v_new, v, strict=True)
+            ]
+            if n_tangent
+            else []
+        )
         y_next = [
             y_a + pt.switch(reached, problem.bolus_tables[i][subjects, next_point], 0.0)
             if i in problem.bolus_tables
@@ -274,21 +290,21 @@ def _solve_adaptive(problem: _Problem, method: AdaptiveMethod) -> list[TensorVar
         h_next = disconnected_grad(pt.switch(active, pt.minimum(h_next, method.max_step), h))
         segment_next = segment + pt.cast(reached, "int64")
         hit = pt.switch(reached, segment + 1, -1)
-        outputs = [t_next, h_next, segment_next, *y_next, *y_accepted, hit]
+        outputs = [t_next, h_next, segment_next, *y_next, *v_next, *y_accepted, hit]
         return outputs, until(pt.all(pt.ge(segment_next, n_segments)))
 
     t_init = pt.as_tensor_variable(grid.times[:, 0])
     segment_init = pt.zeros((n_subjects,), dtype="int64")
     outputs = pytensor.scan(
         one_attempt,
-        outputs_info=[t_init, h0, segment_init, *y_start, *([None] * (n_states + 1))],
+        outputs_info=[t_init, h0, segment_init, *y_start, *v_start, *([None] * (n_states + 1))],
         non_sequences=problem.parameter_columns,
         n_steps=method.max_steps,
         return_updates=False,
         return_list=True,
         name="ode_adaptive",
     )
-    y_points, hits = outputs[3 + n_states : 3 + 2 * n_states], outputs[-1]
+    y_points, hits = outputs[3 + n_states + n_tangent : 3 + 2 * n_states + n_tangent], outputs[-1]
     hit_all = pt.concatenate([pt.zeros((1, n_subjects), dtype="int64"), hits], axis=0)
     match = pt.eq(hit_all[:, :, None], grid.obs_index[None])
     rows = pt.argmax(match, axis=0)

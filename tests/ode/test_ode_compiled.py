@@ -55,35 +55,39 @@ ELEMENTWISE = ODESystem(states=("V", "E"), parameters=PARAMETERS, rhs=tumour_rhs
 WITH_AXIS = ODESystem(states=("V", "E"), parameters=PARAMETERS, rhs=tumour_rhs_with_axis)
 
 
-def outputs_for(system: ODESystem, engine: str, params, y0):
+def outputs_for(system: ODESystem, engine: str, params, y0, sensitivity_control=False):
     events = Events.combine(
         Events.bolus(np.arange(N_SUBJECTS), 3.0, "E", params[:, 4] * 2.0, N_SUBJECTS),
         Events.infusion(np.arange(N_SUBJECTS), 1.0, 2.5, "V", params[:, 0], N_SUBJECTS),
     )
-    method = Dopri5(rtol=1e-7, atol=1e-9, engine=engine)
+    method = Dopri5(rtol=1e-7, atol=1e-9, engine=engine, sensitivity_control=sensitivity_control)
     states = solve(system, params, y0, OBS_TIMES, OBS_MASK, events=events, method=method)
     masked = states[OBS_MASK]
     objective = pt.sum(pt.log(masked[:, 0])) + pt.sum(masked[:, 1] ** 2)
     return [states, *pt.grad(objective, [params, y0])]
 
 
-@pytest.fixture(scope="module")
-def results():
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "sensitivity_control"])
+def results(request):
     params, y0 = pt.dmatrix("params"), pt.dmatrix("y0")
+    control = request.param
     outputs = (
-        outputs_for(ELEMENTWISE, "scan", params, y0)
-        + outputs_for(ELEMENTWISE, "compiled", params, y0)
-        + outputs_for(WITH_AXIS, "compiled", params, y0)
+        outputs_for(ELEMENTWISE, "scan", params, y0, control)
+        + outputs_for(ELEMENTWISE, "compiled", params, y0, control)
+        + outputs_for(WITH_AXIS, "compiled", params, y0, control)
     )
     fn = pytensor.function([params, y0], outputs, mode="NUMBA")
     values = fn(PARAM_VALUES, Y0_VALUES)
     return {"scan": values[:3], "scalar": values[3:6], "array": values[6:]}
 
 
-def test_kernel_kinds():
-    method = Dopri5(rtol=1e-7, atol=1e-9)
-    assert build_step_kernels(ELEMENTWISE, method, N_SUBJECTS).kind == "scalar"
-    assert build_step_kernels(WITH_AXIS, method, N_SUBJECTS).kind == "array"
+@pytest.mark.parametrize("control", [False, True])
+def test_kernel_kinds(control):
+    method = Dopri5(rtol=1e-7, atol=1e-9, sensitivity_control=control)
+    n_tangent = 2 if control else 0
+    for system, kind in ((ELEMENTWISE, "scalar"), (WITH_AXIS, "array")):
+        kernels = build_step_kernels(system, method, N_SUBJECTS)
+        assert (kernels.kind, kernels.n_tangent) == (kind, n_tangent)
 
 
 @pytest.mark.parametrize("kind", ["scalar", "array"])
@@ -103,3 +107,18 @@ def test_max_steps_exhausted_gives_nan():
 def test_engine_setting_is_validated():
     with pytest.raises(ValueError, match="engine"):
         Dopri5(engine="fast")
+
+
+def test_sensitivity_control_changes_only_the_steps():
+    """The tangent adds step attempts but no gradient path: the compiled outputs with the
+    option equal the scan's autodiff (above), and they stay within tolerance of the plain run.
+    """
+    params, y0 = pt.dmatrix("params"), pt.dmatrix("y0")
+    outputs = outputs_for(ELEMENTWISE, "compiled", params, y0) + outputs_for(
+        ELEMENTWISE, "compiled", params, y0, sensitivity_control=True
+    )
+    values = pytensor.function([params, y0], outputs, mode="NUMBA")(PARAM_VALUES, Y0_VALUES)
+    plain, steered = values[:3], values[3:]
+    assert not np.array_equal(plain[0], steered[0])  # a different step sequence
+    for a, b in zip(steered, plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7 * np.abs(b).max())
