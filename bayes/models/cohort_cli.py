@@ -87,11 +87,10 @@ def _recovery(args: argparse.Namespace) -> int:
         results = Path(args.run) / "results.nc"
         if not results.is_file():
             raise ValueError(f"{args.run} is not a complete run folder (no results.nc)")
-        tree = xr.open_datatree(results, engine="netcdf4")
+        with xr.open_datatree(results, engine="netcdf4") as tree:
+            posterior = tree["posterior"].to_dataset().load()
         identified = cohort_model(recipe, design_study(recipe, recipe.seed)).spec.identified
-        table = recovery_table(
-            tree["posterior"].to_dataset(), recipe.parameters, identified, args.prob
-        )
+        table = recovery_table(posterior, recipe.parameters, identified, args.prob)
     except ValueError as exc:
         print(f"cytofactory: error: {exc}", file=sys.stderr)
         return EXIT_INPUT

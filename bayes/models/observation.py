@@ -174,6 +174,7 @@ def censored_likelihood(
     if mutable:
         data = pm.Data(observed_data_name(name), data, dims=dims)
         lower = pm.Data(censoring_limit_name(name), lower, dims=dims)
+    # CustomDist takes a fixed parameter list: a normal error model ignores this placeholder nu
     nu = pt.as_tensor_variable(1.0 if nu is None else nu)
 
     def residual(mu, sigma, nu):
