@@ -139,6 +139,11 @@ def _check_free(outputs, allowed) -> None:
         )
 
 
+def _columns(matrix: TensorVariable, count: int, start: int = 0) -> list[TensorVariable]:
+    """Columns ``start .. start + count - 1`` of a ``(subject, k)`` matrix."""
+    return [matrix[:, start + i] for i in range(count)]
+
+
 def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) -> StepKernels:
     """Kernels acting on whole ``(subject, ...)`` arrays (any right-hand side)."""
     s, n, n_p = n_subjects, system.n_states, system.n_parameters
@@ -154,10 +159,10 @@ def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) 
         method,
         t,
         h,
-        [y[:, i] for i in range(n)],
-        [p[:, j] for j in range(n_p)],
-        [u[:, i] for i in range(n)],
-        [y[:, n + i] for i in range(n)] if n_t else None,
+        _columns(y, n),
+        _columns(p, n_p),
+        _columns(u, n),
+        _columns(y, n, start=n) if n_t else None,
     )
     y_new = pt.stack([*new_columns, *v_new], axis=1)
     _check_free([y_new, err_norm], [t, h, y, p, u])
@@ -167,13 +172,7 @@ def _vector_kernels(system: ODESystem, method: AdaptiveMethod, n_subjects: int) 
     if n_t:
         y_states = pt.tensor("y_states", shape=(s, n), dtype="float64")
         plain_columns, _, _ = _step_graph(
-            system,
-            method,
-            t,
-            h,
-            [y_states[:, i] for i in range(n)],
-            [p[:, j] for j in range(n_p)],
-            [u[:, i] for i in range(n)],
+            system, method, t, h, _columns(y_states, n), _columns(p, n_p), _columns(u, n)
         )
         states_new = pt.stack(plain_columns, axis=1)
     grads = pt.grad(
