@@ -83,7 +83,8 @@ def cascade_solution(
     Returns
     -------
     callable
-        Maps per-subject parameters (each shape ``(subject,)``), a :class:`Design` and start
+        Maps per-subject parameters (each shape ``(subject,)``, or ``(1,)`` when equal for all
+        subjects, which is cheaper), a :class:`Design` and start
         times ``(subject,)`` to the states ``(effect, pd1, free_log_burden, extinction_hazard)``
         at the observation times, shape ``(subject, n_obs, 4)``.
     """
@@ -115,7 +116,8 @@ def cascade_solution(
         free = _free_log_burden(growth, params, reference, kill, grid)
         threshold = params["extinction_log_burden"][:, None]
         hazard = EXTINCTION_RATE * integral_of_sigmoid((threshold - free) / EXTINCTION_WIDTH, grid)
-        states = pt.stack([effect, before, free, hazard], axis=-1)
+        shape = (design.n_subjects, len(grid.times))
+        states = pt.stack([pt.broadcast_to(s, shape) for s in (effect, before, free, hazard)], -1)
         rows = np.arange(design.n_subjects)[:, None]
         return states[rows, grid.obs_index]
 

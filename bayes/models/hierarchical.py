@@ -133,7 +133,7 @@ class HierarchicalModel:
     def _solve(self, params: Mapping[str, TensorVariable]) -> TensorVariable:
         if self.spec.solution is not None:
             t0 = np.broadcast_to(np.asarray(self._t0(), dtype=float), (self.design.n_subjects,))
-            return self.spec.solution(params, self.design, t0)
+            return self.spec.solution(self._shared(params), self.design, t0)
         system = self.spec.system
         matrix = pt.stack([params[name] for name in system.parameters], axis=1)
         y0 = pt.stack([self._initial(state, params) for state in system.states], axis=1)
@@ -147,6 +147,21 @@ class HierarchicalModel:
             method=self.spec.method,
             t0=self._t0(),
         )
+
+    def _shared(self, params: Mapping[str, TensorVariable]) -> dict[str, TensorVariable]:
+        """``params`` with every parameter equal across subjects as one value, shape ``(1,)``.
+
+        An exact solution then computes what depends only on such parameters (rates of
+        release, PK, effect and antibody decay) once for the time grid, not once per subject.
+        """
+        model = pm.modelcontext(None)
+        varying = {effect.parameter for effect in self.effects}
+        shared = dict(params)
+        for name in self.spec.parameters:
+            prior = self.priors[name]
+            if prior.random_effect is None and prior.offset_from is None and name not in varying:
+                shared[name] = pt.shape_padleft(model[name])
+        return shared
 
     def _t0(self) -> float | np.ndarray:
         if self.spec.t0 is not None:

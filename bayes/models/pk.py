@@ -129,7 +129,7 @@ def local_concentration_grid(
     """
     elapsed = times[None, :, None] - implant_times[:, None, :]
     started = (elapsed > 0) * implant_outputs[:, None, :] * NG_PER_UG
-    tau = np.maximum(elapsed, 0.0)
+    tau = _distinct_rows(np.maximum(elapsed, 0.0))
     k_local = local_elimination_rate(p)[:, None, None]
     rho = p["rho"][:, None, None]
     amount = 0.0
@@ -139,3 +139,12 @@ def local_concentration_grid(
         response = exp_divided_difference_1(k_release[:, None, None], k_local, tau)
         amount = amount + (weight * rho * started * response).sum(axis=-1)
     return amount / p["v_local"][:, None]
+
+
+def _distinct_rows(elapsed: np.ndarray) -> np.ndarray:
+    """``elapsed`` with one row if all subjects share one implant schedule, else unchanged.
+
+    With population-level release and PK rates (shape ``(1,)``), the response to a shared
+    schedule is then computed once for the grid instead of once per subject.
+    """
+    return elapsed[:1] if np.all(elapsed == elapsed[:1]) else elapsed

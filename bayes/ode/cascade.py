@@ -196,7 +196,7 @@ def linear_response(
     growth = pt.exp(rate * (grid.times[None, :] - centre))  # exp(k (t - c)), (subject, G)
     shrink = 1.0 / growth
     forced = shrink[:, 1:] * pt.cumsum(growth[:, 1:] * increment, axis=1)
-    at_start = growth[np.arange(len(grid.start)), grid.start][:, None]
+    at_start = pt.exp(rate * (grid.times[grid.start] - centre)[:, None])  # (subject, 1)
     decay = pt.switch(grid.started, shrink * at_start, 1.0)
     free = pt.as_tensor_variable(initial)[:, None] * decay
     return free + pt.concatenate([pt.zeros_like(forced[:, :1]), forced], axis=1)
@@ -254,11 +254,12 @@ def integral_of_sigmoid(argument: TensorVariable, grid: TimeGrid) -> TensorVaria
     grid : TimeGrid
     """
     softplus = pt.softplus(argument)
+    sigmoid = pt.sigmoid(argument)  # also softplus's derivative: computed once for both
     change = argument[:, 1:] - argument[:, :-1]
     flat = pt.lt(pt.abs(change), 1e-6)
     change_safe = pt.switch(flat, 1.0, change)
-    midpoint = pt.sigmoid(argument[:, :-1] + 0.5 * change)
-    mean = pt.switch(flat, midpoint, (softplus[:, 1:] - softplus[:, :-1]) / change_safe)
+    endpoints = 0.5 * (sigmoid[:, 1:] + sigmoid[:, :-1])  # the mean to O(change^2) when flat
+    mean = pt.switch(flat, endpoints, (softplus[:, 1:] - softplus[:, :-1]) / change_safe)
     total = pt.cumsum(grid.steps[None, :] * mean * grid.active, axis=1)
     return pt.concatenate([pt.zeros_like(total[:, :1]), total], axis=1)
 

@@ -153,3 +153,56 @@ def test_an_eradicated_tumour_stays_at_the_floor_and_a_partial_response_regrows(
     assert partial.min() < partial[0] - 2.0  # a clear response (> 85% reduction) ...
     assert partial.min() > BASE["extinction_log_burden"] + 3.0  # ... short of the threshold,
     assert partial[-1] > partial.min() + 5.0  # so the tumour regrows as the capsule fades
+
+
+SUBJECT_LEVEL = ("rho", "kill_rate", "growth_rate", "log_burden0")
+
+
+@pytest.mark.parametrize("growth", ["gompertz", "logistic", "exponential"])
+@pytest.mark.parametrize("implant_days", [(0.0, 0.0, 0.0), (0.0, 0.0, 1.5)])
+def test_parameters_shared_by_all_subjects_give_the_same_states(growth, implant_days) -> None:
+    """Population-level parameters may come as one value, shape (1,) (what the hierarchical
+    model passes, so rates are not exponentiated once per subject): same states."""
+    n = 3
+    implant_times = np.array(implant_days)[:, None]
+    solution = cascade_solution(
+        growth,
+        "biphasic",
+        implant_times,
+        np.array([[1.5], [2.5], [5.0]]),
+        np.full(n, REFERENCE),
+        "antibody_dose",
+        200.0,
+    )
+    events = pd.DataFrame(
+        {
+            "subject_index": [0, 0, 2],
+            "time": [0.0, 3.0, 6.0],
+            "kind": "antibody_dose",
+            "amount": 200.0,
+        }
+    )
+    design = Design(
+        subjects=np.array(["a", "b", "c"]),
+        groups=np.array(["g", "g", "h"]),
+        obs_times=np.tile(OBS_TIMES[::3], (n, 1)),
+        obs_mask=np.ones((n, len(OBS_TIMES[::3])), bool),
+        rows=pd.DataFrame(),
+        events=events,
+        left_out=pd.DataFrame(),
+    )
+    params = dict(BASE, early_loss_fraction=0.3, k_early=0.8)
+    spread = np.array([0.7, 1.0, 1.4])
+    per_subject = {k: np.full(n, v) for k, v in params.items()}
+    for name in SUBJECT_LEVEL:
+        per_subject[name] = per_subject[name] * spread
+    full = {k: pt.as_tensor_variable(v) for k, v in per_subject.items()}
+    shared = {
+        k: pt.as_tensor_variable(v) if k in SUBJECT_LEVEL else pt.as_tensor_variable([params[k]])
+        for k, v in per_subject.items()
+    }
+    expected = solution(full, design, implant_times[:, 0]).eval()
+    got = solution(shared, design, implant_times[:, 0]).eval()
+    assert got.shape == expected.shape == (n, len(OBS_TIMES[::3]), 4)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    assert np.ptp(expected[:, -1, 2]) > 0.1  # the subjects do differ
