@@ -345,6 +345,9 @@ def _forward_template(
     n_subjects, n_points, n_states = bolus.shape
     n_carried = n_states + tangent0.shape[0]  # states, then the tangent (if any)
     last_segment = max(n_points - 1, 1)
+    # errors beyond which safety * err ** -exponent is clipped to max/min_factor
+    clip_high = max((safety / max_factor) ** (1.0 / exponent), 1e-10)
+    clip_low = (safety / min_factor) ** (1.0 / exponent)
     y = np.empty((n_subjects, n_carried))
     y[:, :n_states] = y0 + bolus[:, 0, :]
     for s in range(n_subjects):
@@ -403,11 +406,12 @@ def _forward_template(
             ok = err <= 1.0
             remaining = t_end[s] - t[s]
             to_end = 1.01 * h[s] >= remaining
-            if np.isnan(err):
+            if np.isnan(err) or err >= clip_low:
                 factor = min_factor
+            elif err <= clip_high:  # the power would be clipped: skip it
+                factor = max_factor
             else:
-                raw = safety * max(err, 1e-10) ** (-exponent)
-                factor = min(max(raw, min_factor), max_factor)
+                factor = min(max(safety * err ** (-exponent), min_factor), max_factor)
             if not ok:
                 factor = min(factor, 1.0)
             h_next = h_try[s] * factor
@@ -492,7 +496,7 @@ def _adjoint_template(
 
 
 #: bump when the driver templates change, so numba's on-disk cache is not reused
-_DRIVER_VERSION = 3
+_DRIVER_VERSION = 4
 #: driver sources, read once at import (numba compiles them with the kernels bound)
 _FORWARD_SRC = textwrap.dedent(inspect.getsource(_forward_template))
 _ADJOINT_SRC = textwrap.dedent(inspect.getsource(_adjoint_template))

@@ -179,24 +179,47 @@ def _step_factor(method: AdaptiveMethod, err_norm: TensorVariable, accepted) -> 
 
 
 def _dense_tables(problem: _Problem, tables: StateTables, shape: tuple[int, int]):
-    """Stack per-state event tables into one ``shape + (n_states,)`` tensor (zeros elsewhere)."""
+    """Stack per-state event tables into one ``shape + (n_states,)`` tensor (zeros elsewhere).
+
+    Without any event the table is a numeric constant, so the compiled graph has no node for it.
+    """
+    if not tables:
+        return pt.as_tensor_variable(np.zeros((*shape, problem.system.n_states)))
     columns = [
         tables[i] if i in tables else pt.zeros(shape) for i in range(problem.system.n_states)
     ]
     return pt.stack(columns, axis=-1)
 
 
-def _solve_compiled(problem: _Problem, method: AdaptiveMethod, kernels) -> list[TensorVariable]:
-    """Adaptive solve through the compiled forward/adjoint Ops of :mod:`bayes.ode.compiled`."""
+def _at_observations(at_points: TensorVariable, obs_index: np.ndarray) -> TensorVariable:
+    """Rows ``obs_index`` of ``(subject, breakpoint, state)`` states, by a slice when possible.
+
+    When every subject observes the same consecutive breakpoints (the usual design) a basic
+    slice replaces the gather, and its gradient is a slice update instead of a scatter.
+    """
+    first = obs_index[0]
+    shared = bool(np.all(obs_index == first))
+    if shared and first.size and np.all(np.diff(first) == 1):
+        return at_points[:, int(first[0]) : int(first[-1]) + 1]
+    if shared:
+        return at_points[:, first]
+    return at_points[np.arange(obs_index.shape[0])[:, None], obs_index]
+
+
+def _solve_compiled(
+    problem: _Problem,
+    method: AdaptiveMethod,
+    kernels,
+    params: TensorVariable,
+    y0: TensorVariable,
+) -> TensorVariable:
+    """Adaptive solve through the compiled Ops of :mod:`bayes.ode.compiled`.
+
+    Returns the states at the observation times, shape ``(subject, n_obs, n_states)``.
+    """
     from bayes.ode.compiled import adaptive_solve
 
     grid = problem.grid
-    params = (
-        pt.stack(problem.parameter_columns, axis=1)
-        if problem.parameter_columns
-        else (pt.zeros((problem.n_subjects, 0)))
-    )
-    y0 = pt.stack(problem.y0, axis=1)
     bolus = _dense_tables(problem, problem.bolus_tables, grid.times.shape)
     rates = _dense_tables(problem, problem.input_tables, (problem.n_subjects, grid.max_segments))
     y_start = [
@@ -205,9 +228,7 @@ def _solve_compiled(problem: _Problem, method: AdaptiveMethod, kernels) -> list[
     ]
     h0 = _initial_step(problem, method, y_start)
     at_points = adaptive_solve(kernels, grid, method, params, y0, bolus, rates, h0)
-    subject_col = np.arange(problem.n_subjects)[:, None]
-    at_obs = at_points[subject_col, grid.obs_index]
-    return [at_obs[:, :, i] for i in range(problem.system.n_states)]
+    return _at_observations(at_points, grid.obs_index)
 
 
 def _compiled_kernels(problem: _Problem, method: AdaptiveMethod):
@@ -390,10 +411,9 @@ def solve(
         columns = _solve_fixed(problem, method)
     elif isinstance(method, AdaptiveMethod):
         kernels = _compiled_kernels(problem, method)
-        if kernels is None:
-            columns = _solve_adaptive(problem, method)
-        else:
-            columns = _solve_compiled(problem, method, kernels)
+        if kernels is not None:
+            return _solve_compiled(problem, method, kernels, params, y0)
+        columns = _solve_adaptive(problem, method)
     else:
         raise TypeError(f"unknown method {method!r}")
     return pt.stack(columns, axis=-1)
