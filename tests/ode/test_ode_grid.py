@@ -1,8 +1,9 @@
-"""Build-time segmentation and event validation (pure numpy, no compilation)."""
+"""Build-time segmentation, event validation and picking the observed breakpoints."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytensor.tensor as pt
 import pytest
 
 from bayes.ode import Events
@@ -62,3 +63,20 @@ def test_events_validate_their_tables():
         Events.infusion([0], [2.0], [1.0], "A", [1.0], n_subjects=1)
     with pytest.raises(ValueError, match="state names"):
         Events.bolus([0, 0], [1.0, 2.0], ["A"], [1.0, 1.0], n_subjects=1)
+
+
+@pytest.mark.parametrize(
+    "obs_index",
+    [
+        np.array([[1, 2, 3], [1, 2, 3]]),  # shared and consecutive: a slice
+        np.array([[0, 2, 3], [0, 2, 3]]),  # shared, with a gap (an event breakpoint)
+        np.array([[0, 1, 3], [1, 2, 0]]),  # different per subject: a gather
+    ],
+)
+def test_states_at_observations_equal_the_per_subject_gather(obs_index):
+    from bayes.ode.solve import _at_observations
+
+    at_points = np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3)
+    picked = _at_observations(pt.as_tensor_variable(at_points), obs_index).eval()
+    expected = np.stack([at_points[s, obs_index[s]] for s in range(2)])
+    np.testing.assert_array_equal(picked, expected)
