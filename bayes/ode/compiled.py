@@ -346,7 +346,7 @@ def _forward_template(
     n_carried = n_states + tangent0.shape[0]  # states, then the tangent (if any)
     last_segment = max(n_points - 1, 1)
     # errors beyond which safety * err ** -exponent is clipped to max/min_factor
-    clip_high = max((safety / max_factor) ** (1.0 / exponent), 1e-10)
+    clip_high = (safety / max_factor) ** (1.0 / exponent)
     clip_low = (safety / min_factor) ** (1.0 / exponent)
     y = np.empty((n_subjects, n_carried))
     y[:, :n_states] = y0 + bolus[:, 0, :]
@@ -406,12 +406,13 @@ def _forward_template(
             ok = err <= 1.0
             remaining = t_end[s] - t[s]
             to_end = 1.01 * h[s] >= remaining
-            if np.isnan(err) or err >= clip_low:
+            floored = max(err, 1e-10)
+            if np.isnan(err) or floored >= clip_low:
                 factor = min_factor
-            elif err <= clip_high:  # the power would be clipped: skip it
+            elif floored <= clip_high:  # the power would be clipped: skip it
                 factor = max_factor
             else:
-                factor = min(max(safety * err ** (-exponent), min_factor), max_factor)
+                factor = min(max(safety * floored ** (-exponent), min_factor), max_factor)
             if not ok:
                 factor = min(factor, 1.0)
             h_next = h_try[s] * factor
