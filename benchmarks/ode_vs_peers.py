@@ -46,14 +46,24 @@ STAN_SHORT = {"chains": 2, "draws": 20, "tune": 20, "max_treedepth": 5}
 # sample with the mode's chains/draws/tune. Stan's bdf gradient is ~4x its rk45 gradient,
 # so a full bdf run would take several hours here.
 MODES = {
-    "full": {"chains": 4, "draws": 1000, "tune": 1000, "grad_timing_s": 3.0,
-             "pymc_ode": {"chains": 4, "draws": 30, "tune": 30, "max_treedepth": 6},
-             "stan_short": {"stan_bdf": STAN_SHORT}},
+    "full": {
+        "chains": 4,
+        "draws": 1000,
+        "tune": 1000,
+        "grad_timing_s": 3.0,
+        "pymc_ode": {"chains": 4, "draws": 30, "tune": 30, "max_treedepth": 6},
+        "stan_short": {"stan_bdf": STAN_SHORT},
+    },
     # quick mode samples engine and naive_scan longer than full mode: shorter runs leave the
     # minimum ESS, hence their ratio, too noisy (2 x 300: 2.3-3.4x; 4 x 1000: 2.3-3.0x)
-    "quick": {"chains": 4, "draws": 2000, "tune": 1000, "grad_timing_s": 1.5,
-              "pymc_ode": None,
-              "stan_short": {"stan_rk45": STAN_SHORT, "stan_bdf": STAN_SHORT}},
+    "quick": {
+        "chains": 4,
+        "draws": 2000,
+        "tune": 1000,
+        "grad_timing_s": 1.5,
+        "pymc_ode": None,
+        "stan_short": {"stan_rk45": STAN_SHORT, "stan_bdf": STAN_SHORT},
+    },
 }
 
 
@@ -124,8 +134,7 @@ def run_isolated(name: str, data: Dataset, cfg: dict) -> dict:
         out = RUNNERS[name](data, cfg)
     except Exception as exc:  # noqa: BLE001 - isolate every peer
         msg = str(exc).split("Stack backtrace")[0].strip()
-        out = {"error": f"{type(exc).__name__}: {msg}",
-               "traceback": traceback.format_exc(limit=4)}
+        out = {"error": f"{type(exc).__name__}: {msg}", "traceback": traceback.format_exc(limit=4)}
     out["total_s"] = time.perf_counter() - t0
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {progress_line(out)}", flush=True)
     return out
@@ -135,15 +144,19 @@ def progress_line(res: dict) -> str:
     """One-line summary of a method result."""
     if "error" in res:
         return f"ERROR {res['error'][:200]}"
-    return (f"ESS/s {fmt(res.get('ess_per_s'))}  grad {fmt_ms(res.get('grad_eval_s'))}  "
-            f"Rhat {fmt(res.get('max_rhat'), 3)}  div {res.get('divergences')}  "
-            f"recovered {res.get('recovered')}  ({res['total_s']:.0f} s)")
+    return (
+        f"ESS/s {fmt(res.get('ess_per_s'))}  grad {fmt_ms(res.get('grad_eval_s'))}  "
+        f"Rhat {fmt(res.get('max_rhat'), 3)}  div {res.get('divergences')}  "
+        f"recovered {res.get('recovered')}  ({res['total_s']:.0f} s)"
+    )
 
 
 # ----------------------------------------------------------------------------- derived
-EXTRAPOLATE_FROM = {"pymc_ode": ("naive_scan", "engine"),
-                    "stan_rk45": ("naive_scan", "engine"),
-                    "stan_bdf": ("stan_rk45", "naive_scan", "engine")}
+EXTRAPOLATE_FROM = {
+    "pymc_ode": ("naive_scan", "engine"),
+    "stan_rk45": ("naive_scan", "engine"),
+    "stan_bdf": ("stan_rk45", "naive_scan", "engine"),
+}
 
 
 def extrapolate(results: dict, name: str) -> None:
@@ -156,19 +169,20 @@ def extrapolate(results: dict, name: str) -> None:
     res = results.get(name, {})
     if "error" in res or "ess_bulk_min" in res or "grad_eval_s" not in res:
         return  # failed, or a full run
-    ref = next((m for m in EXTRAPOLATE_FROM[name]
-                if results.get(m, {}).get("ess_bulk_min")), None)
+    ref = next((m for m in EXTRAPOLATE_FROM[name] if results.get(m, {}).get("ess_bulk_min")), None)
     if ref is None:
         res["error"] = f"no full run of {EXTRAPOLATE_FROM[name]} to extrapolate ESS per gradient"
         return
     short = res.get("short_run")
     if short:
         rate = short["n_grad_evals"] / short["wall_s"]
-        how = (f"{rate:.3g} gradient evaluations/s measured in a short {name} run "
-               f"({short['chains']} chains x {short['tune']} warm-up + {short['draws']} draws"
-               f", max tree depth {short.get('max_treedepth')}, {short['wall_s']:.0f} s; early "
-               f"warm-up, so not the rate of a full run); R-hat/divergences/recovery come "
-               f"from it")
+        how = (
+            f"{rate:.3g} gradient evaluations/s measured in a short {name} run "
+            f"({short['chains']} chains x {short['tune']} warm-up + {short['draws']} draws"
+            f", max tree depth {short.get('max_treedepth')}, {short['wall_s']:.0f} s; early "
+            f"warm-up, so not the rate of a full run); R-hat/divergences/recovery come "
+            f"from it"
+        )
     else:
         rate = 1.0 / res["grad_eval_s"]
         how = "1 / gradient time at the true values (no sampling; optimistic)"
@@ -179,7 +193,8 @@ def extrapolate(results: dict, name: str) -> None:
     res["extrapolated"] = True
     res["extrapolation_note"] = (
         f"ESS/s EXTRAPOLATED: ESS per gradient evaluation of the full {ref} run (same "
-        f"posterior; assumes this sampler needs as many gradients per ESS) x {how}")
+        f"posterior; assumes this sampler needs as many gradients per ESS) x {how}"
+    )
 
 
 def compute_ratios(results: dict) -> dict:
@@ -191,8 +206,9 @@ def compute_ratios(results: dict) -> dict:
             continue
         ratios[name] = {
             "ess_per_s_engine_over_peer": _ratio(eng.get("ess_per_s"), res.get("ess_per_s")),
-            "ess_per_s_median_engine_over_peer": _ratio(eng.get("ess_per_s_median"),
-                                                        res.get("ess_per_s_median")),
+            "ess_per_s_median_engine_over_peer": _ratio(
+                eng.get("ess_per_s_median"), res.get("ess_per_s_median")
+            ),
             "grad_time_peer_over_engine": _ratio(res.get("grad_eval_s"), eng.get("grad_eval_s")),
         }
     return ratios
@@ -209,8 +225,11 @@ def targets(results: dict, ratios: dict) -> dict:
     """The project's targets, each True/False/None (None = could not be evaluated)."""
     stan = [m for m in ("stan_rk45", "stan_bdf") if results.get(m, {}).get("ess_per_s")]
     best = max(stan, key=lambda m: results[m]["ess_per_s"]) if stan else None
-    stan_grad = [results[m]["grad_eval_s"] for m in ("stan_rk45", "stan_bdf")
-                 if results.get(m, {}).get("grad_eval_s")]
+    stan_grad = [
+        results[m]["grad_eval_s"]
+        for m in ("stan_rk45", "stan_bdf")
+        if results.get(m, {}).get("grad_eval_s")
+    ]
 
     def ge(val, bound):
         return None if val is None else bool(val >= bound)
@@ -220,13 +239,17 @@ def targets(results: dict, ratios: dict) -> dict:
         "extrapolated_inputs": [m for m, r in results.items() if r.get("extrapolated")],
         "best_stan_solver": best,
         "engine_ess_per_s_ge_10x_best_stan": ge(
-            ratios.get(best, {}).get("ess_per_s_engine_over_peer") if best else None, 10),
+            ratios.get(best, {}).get("ess_per_s_engine_over_peer") if best else None, 10
+        ),
         "engine_ess_per_s_ge_3x_naive_scan": ge(
-            ratios.get("naive_scan", {}).get("ess_per_s_engine_over_peer"), 3),
+            ratios.get("naive_scan", {}).get("ess_per_s_engine_over_peer"), 3
+        ),
         "pymc_ode_ge_100x_slower": ge(
-            ratios.get("pymc_ode", {}).get("ess_per_s_engine_over_peer"), 100),
+            ratios.get("pymc_ode", {}).get("ess_per_s_engine_over_peer"), 100
+        ),
         "engine_grad_le_tenth_of_stan": ge(
-            _ratio(min(stan_grad), eng.get("grad_eval_s")) if stan_grad else None, 10),
+            _ratio(min(stan_grad), eng.get("grad_eval_s")) if stan_grad else None, 10
+        ),
     }
 
 
@@ -242,16 +265,22 @@ def run_scaling(data: Dataset, cfg: dict, engine: dict) -> dict:
     out = {}
     for n in SCALING_MICE:
         if n == data.n_mice and "grad_eval_s" in engine:
-            out[str(n)] = {"grad_eval_s": engine["grad_eval_s"], "compile_s": engine["compile_s"],
-                           "per_mouse_us": engine["grad_eval_s"] / n * 1e6}
+            out[str(n)] = {
+                "grad_eval_s": engine["grad_eval_s"],
+                "compile_s": engine["compile_s"],
+                "per_mouse_us": engine["grad_eval_s"] / n * 1e6,
+            }
             continue
         print(f"[{time.strftime('%H:%M:%S')}] scaling: {n} mice ...", flush=True)
         try:
             rep = data.replicate(n // data.n_mice)
             compiled, compile_s = compile_nutpie(build_model(rep, engine_predictor(name, **kwargs)))
             t = time_logp_grad(compiled, problem.true_point(rep), cfg["grad_timing_s"])
-            out[str(n)] = {"grad_eval_s": t["grad_eval_s"], "compile_s": compile_s,
-                           "per_mouse_us": t["grad_eval_s"] / n * 1e6}
+            out[str(n)] = {
+                "grad_eval_s": t["grad_eval_s"],
+                "compile_s": compile_s,
+                "per_mouse_us": t["grad_eval_s"] / n * 1e6,
+            }
         except Exception as exc:  # noqa: BLE001
             out[str(n)] = {"error": f"{type(exc).__name__}: {exc}"}
     return out
@@ -306,12 +335,16 @@ def table(results: dict) -> str:
 
 def ratio_table(ratios: dict) -> str:
     """Markdown table of engine-vs-peer ratios."""
-    rows = ["| peer | ESS/s engine/peer (min) | (median) | grad time peer/engine |",
-            "|---|---|---|---|"]
+    rows = [
+        "| peer | ESS/s engine/peer (min) | (median) | grad time peer/engine |",
+        "|---|---|---|---|",
+    ]
     for name, r in ratios.items():
-        rows.append(f"| {name} | {fmt(r['ess_per_s_engine_over_peer'])} | "
-                    f"{fmt(r['ess_per_s_median_engine_over_peer'])} | "
-                    f"{fmt(r['grad_time_peer_over_engine'])} |")
+        rows.append(
+            f"| {name} | {fmt(r['ess_per_s_engine_over_peer'])} | "
+            f"{fmt(r['ess_per_s_median_engine_over_peer'])} | "
+            f"{fmt(r['grad_time_peer_over_engine'])} |"
+        )
     return "\n".join(rows)
 
 
@@ -325,14 +358,17 @@ def settings(args, cfg: dict) -> dict:
         "stan_short_run": cfg.get("stan_short"),
         "methods": args.methods,
         "engine_method": f"{ENGINE_METHOD[0]}({ENGINE_METHOD[1]})",
-        "design": {"mice": problem.MICE_PER_GROUP * len(problem.GROUP_DOSES),
-                   "group_doses_per_day": problem.GROUP_DOSES,
-                   "obs_days": problem.OBS_DAYS.tolist(), "noise_sd": problem.NOISE_SD},
+        "design": {
+            "mice": problem.MICE_PER_GROUP * len(problem.GROUP_DOSES),
+            "group_doses_per_day": problem.GROUP_DOSES,
+            "obs_days": problem.OBS_DAYS.tolist(),
+            "noise_sd": problem.NOISE_SD,
+        },
         "true_values": {k: float(v) for k, v in problem.TRUE.items()},
         "priors": problem.describe_priors(),
         "interval": "95% central (equal-tailed) interval, all population parameters",
         "ess": "arviz bulk ESS over population parameters; ESS/s = ESS / sampling wall time "
-               "(warm-up + draws, chains in parallel)",
+        "(warm-up + draws, chains in parallel)",
         "grads_per_ess": "gradient evaluations (warm-up + draws, all chains) / min bulk ESS",
         "machine": machine_info(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -341,15 +377,22 @@ def settings(args, cfg: dict) -> dict:
 
 def machine_info() -> dict:
     """CPU, cores, Python and key package versions, load at start."""
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+    }
     try:
-        info["cpu_model"] = next(line.split(":", 1)[1].strip()
-                                 for line in open("/proc/cpuinfo")
-                                 if line.startswith("model name"))
+        info["cpu_model"] = next(
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     from importlib.metadata import PackageNotFoundError, version
+
     for pkg in ("pymc", "pytensor", "nutpie", "numba", "arviz", "scipy", "pystan", "httpstan"):
         try:
             info[pkg] = version(pkg)
@@ -398,9 +441,14 @@ class LoadMonitor:
         """Load at start and now, mean and max of the samples so far (1-minute averages)."""
         now = os.getloadavg()[0]
         values = [*self.samples, now]
-        return {"start_1min": self.samples[0], "end_1min": now,
-                "mean_1min": float(np.mean(values)), "max_1min": float(np.max(values)),
-                "n_samples": len(values), "every_s": self.every_s}
+        return {
+            "start_1min": self.samples[0],
+            "end_1min": now,
+            "mean_1min": float(np.mean(values)),
+            "max_1min": float(np.max(values)),
+            "n_samples": len(values),
+            "every_s": self.every_s,
+        }
 
     def stop(self) -> dict:
         """Stop sampling and return :meth:`summary`."""
@@ -413,8 +461,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="short run (< 15 min on 2 cores)")
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated subset of {','.join(METHODS)}",
+    )
     p.add_argument("--seed", type=int, default=1, help="sampler seed (data seed is fixed)")
     p.add_argument("--no-scaling", action="store_true", help="skip the engine scaling check")
     for opt in ("chains", "draws", "tune"):
@@ -431,13 +482,18 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     """Run the benchmark, print the table and optionally write JSON."""
     args = parse_args(argv)
-    cfg = {**MODES["quick" if args.quick else "full"], "seed": args.seed,
-           "cores": min(2, os.cpu_count() or 1)}
+    cfg = {
+        **MODES["quick" if args.quick else "full"],
+        "seed": args.seed,
+        "cores": min(2, os.cpu_count() or 1),
+    }
     cfg |= {k: getattr(args, k) for k in ("chains", "draws", "tune") if getattr(args, k)}
     data = problem.simulate()
-    print(f"mode={'quick' if args.quick else 'full'} chains={cfg['chains']} "
-          f"draws={cfg['draws']} tune={cfg['tune']} methods={','.join(args.methods)}",
-          flush=True)
+    print(
+        f"mode={'quick' if args.quick else 'full'} chains={cfg['chains']} "
+        f"draws={cfg['draws']} tune={cfg['tune']} methods={','.join(args.methods)}",
+        flush=True,
+    )
     t_start, load = time.perf_counter(), LoadMonitor()
     results = {}
     for name in args.methods:
@@ -447,11 +503,20 @@ def main(argv=None) -> dict:
     for name in EXTRAPOLATE_FROM:
         extrapolate(results, name)
     ratios = compute_ratios(results)
-    scaling = {} if args.no_scaling or "engine" not in args.methods else run_scaling(
-        data, cfg, results["engine"])
-    report = {"methods": results, "ratios": ratios, "scaling": scaling,
-              "targets": targets(results, ratios), "settings": settings(args, cfg),
-              "wall_s": time.perf_counter() - t_start, "load": load.stop()}
+    scaling = (
+        {}
+        if args.no_scaling or "engine" not in args.methods
+        else run_scaling(data, cfg, results["engine"])
+    )
+    report = {
+        "methods": results,
+        "ratios": ratios,
+        "scaling": scaling,
+        "targets": targets(results, ratios),
+        "settings": settings(args, cfg),
+        "wall_s": time.perf_counter() - t_start,
+        "load": load.stop(),
+    }
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(report), indent=2))
@@ -463,23 +528,30 @@ def main(argv=None) -> dict:
 
 def markdown_report(report: dict) -> str:
     """Tables (methods, ratios, scaling, targets) as Markdown."""
-    parts = [table(report["methods"]),
-             "\n(* = ESS/s extrapolated from a short run; see `extrapolation_note` in the JSON)\n"]
+    parts = [
+        table(report["methods"]),
+        "\n(* = ESS/s extrapolated from a short run; see `extrapolation_note` in the JSON)\n",
+    ]
     if report["ratios"]:
         parts.append(ratio_table(report["ratios"]) + "\n")
     if report["scaling"]:
         parts += ["| mice | engine grad ms | us per mouse | compile s |", "|---|---|---|---|"]
         for n, s in report["scaling"].items():
-            parts.append(f"| {n} | ERROR {s['error']} | | |" if "error" in s else
-                         f"| {n} | {fmt(_ms(s['grad_eval_s']))} | {fmt(s['per_mouse_us'])} | "
-                         f"{fmt(s['compile_s'])} |")
+            parts.append(
+                f"| {n} | ERROR {s['error']} | | |"
+                if "error" in s
+                else f"| {n} | {fmt(_ms(s['grad_eval_s']))} | {fmt(s['per_mouse_us'])} | "
+                f"{fmt(s['compile_s'])} |"
+            )
         parts.append("")
     parts.append("targets: `" + json.dumps(report["targets"]) + "`")
     if "wall_s" in report:
         load = report["load"]
-        parts.append(f"\nwall time {report['wall_s']:.0f} s; 1-minute load average: start "
-                     f"{load['start_1min']:.2f}, mean {load['mean_1min']:.2f}, max "
-                     f"{load['max_1min']:.2f}, end {load['end_1min']:.2f}")
+        parts.append(
+            f"\nwall time {report['wall_s']:.0f} s; 1-minute load average: start "
+            f"{load['start_1min']:.2f}, mean {load['mean_1min']:.2f}, max "
+            f"{load['max_1min']:.2f}, end {load['end_1min']:.2f}"
+        )
     return "\n".join(parts)
 
 

@@ -45,8 +45,11 @@ def read_chain(path: Path) -> dict[str, np.ndarray]:
     with gzip.open(path, "rt") as fh:
         for line in fh:
             msg = json.loads(line)
-            if msg["topic"] == "sample" and isinstance(msg["values"], dict) \
-                    and "lp__" in msg["values"]:
+            if (
+                msg["topic"] == "sample"
+                and isinstance(msg["values"], dict)
+                and "lp__" in msg["values"]
+            ):
                 rows.append(msg["values"])
     keys = ("n_leapfrog__", "divergent__", "treedepth__", "stepsize__", *POPULATION_PARAMS)
     return {k: np.array([r[k] for r in rows], dtype=float) for k in keys}

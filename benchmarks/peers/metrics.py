@@ -26,13 +26,19 @@ def recovery(draws: dict[str, np.ndarray], prob: float = CI_PROB) -> dict:
     for name in POPULATION_PARAMS:
         x = np.asarray(draws[name]).ravel()
         lo, hi = np.quantile(x, [lo_q, hi_q])
-        out[name] = {"true": float(TRUE[name]), "mean": float(x.mean()), "lo": float(lo),
-                     "hi": float(hi), "inside": bool(lo <= TRUE[name] <= hi)}
+        out[name] = {
+            "true": float(TRUE[name]),
+            "mean": float(x.mean()),
+            "lo": float(lo),
+            "hi": float(hi),
+            "inside": bool(lo <= TRUE[name] <= hi),
+        }
     return out
 
 
-def summarize(draws: dict[str, np.ndarray], sampling_s: float, n_grad: int,
-              divergences: int, parallel: int) -> dict:
+def summarize(
+    draws: dict[str, np.ndarray], sampling_s: float, n_grad: int, divergences: int, parallel: int
+) -> dict:
     """ESS / R-hat / recovery / efficiency from population draws and sampler counts.
 
     `n_grad` counts gradient evaluations of warm-up plus sampling (all chains);
@@ -62,8 +68,9 @@ def summarize(draws: dict[str, np.ndarray], sampling_s: float, n_grad: int,
     }
 
 
-def time_calls(fn: Callable[[], object], min_total_s: float = 2.0, min_calls: int = 5,
-               max_calls: int = 100_000) -> dict:
+def time_calls(
+    fn: Callable[[], object], min_total_s: float = 2.0, min_calls: int = 5, max_calls: int = 100_000
+) -> dict:
     """Median per-call time of `fn` over batches (after one warm-up call)."""
     fn()
     t0 = time.perf_counter()

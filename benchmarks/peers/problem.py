@@ -86,8 +86,14 @@ def rhs(t, y, g, K, k_kill, k_out, dose):
 def solve_mouse(g, K, k_kill, k_out, dose, V0, times) -> np.ndarray:
     """Tight-tolerance scipy solution V(times) for one mouse."""
     sol = solve_ivp(
-        rhs, (0.0, times[-1]), [V0, 0.0], t_eval=times, args=(g, K, k_kill, k_out, dose),
-        method="LSODA", rtol=1e-10, atol=1e-10,
+        rhs,
+        (0.0, times[-1]),
+        [V0, 0.0],
+        t_eval=times,
+        args=(g, K, k_kill, k_out, dose),
+        method="LSODA",
+        rtol=1e-10,
+        atol=1e-10,
     )
     if not sol.success:
         raise RuntimeError(sol.message)
@@ -102,10 +108,12 @@ def simulate(seed: int = 20240611) -> Dataset:
     z = {name: rng.standard_normal(n) for name in RANDOM_EFFECTS}
     ind = individual_params(TRUE, z)
     K, k_out = np.exp(TRUE["log_K"]), np.exp(TRUE["log_k_out"])
-    V = np.stack([
-        solve_mouse(ind["g"][i], K, ind["k_kill"][i], k_out, dose[i], ind["V0"][i], OBS_DAYS)
-        for i in range(n)
-    ])
+    V = np.stack(
+        [
+            solve_mouse(ind["g"][i], K, ind["k_kill"][i], k_out, dose[i], ind["V0"][i], OBS_DAYS)
+            for i in range(n)
+        ]
+    )
     log_y = np.log(V) + NOISE_SD * rng.standard_normal(V.shape)
     return Dataset(dose=dose, times=OBS_DAYS.copy(), log_y=log_y, true_z=z)
 

@@ -39,8 +39,9 @@ def build_model(data: Dataset, predictor: Predictor) -> pm.Model:
         K, k_out = pt.exp(p["log_K"]), pt.exp(p["log_k_out"])
         dose = pt.as_tensor(data.dose)
         V = predictor(g=g, K=K, k_kill=k_kill, k_out=k_out, dose=dose, V0=V0, times=data.times)
-        pm.Normal("log_y", mu=pt.log(V), sigma=p["sigma"], observed=data.log_y,
-                  dims=("mouse", "day"))
+        pm.Normal(
+            "log_y", mu=pt.log(V), sigma=p["sigma"], observed=data.log_y, dims=("mouse", "day")
+        )
     return model
 
 
@@ -57,8 +58,10 @@ def _rk4_step(V, E, h, g, K, k_kill, k_out, dose):
     k2v, k2e = _rhs(V + 0.5 * h * k1v, E + 0.5 * h * k1e, *a)
     k3v, k3e = _rhs(V + 0.5 * h * k2v, E + 0.5 * h * k2e, *a)
     k4v, k4e = _rhs(V + h * k3v, E + h * k3e, *a)
-    return (V + h / 6.0 * (k1v + 2 * k2v + 2 * k3v + k4v),
-            E + h / 6.0 * (k1e + 2 * k2e + 2 * k3e + k4e))
+    return (
+        V + h / 6.0 * (k1v + 2 * k2v + 2 * k3v + k4v),
+        E + h / 6.0 * (k1e + 2 * k2e + 2 * k3e + k4e),
+    )
 
 
 def naive_scan_predictor(step: float = 0.1) -> Predictor:
@@ -95,8 +98,9 @@ def pymc_ode_predictor() -> Predictor:
     def predict(g, K, k_kill, k_out, dose, V0, times):
         from pymc.ode import DifferentialEquation
 
-        ode = DifferentialEquation(func=_pymc_ode_rhs, times=times[1:], n_states=2,
-                                   n_theta=5, t0=0.0)
+        ode = DifferentialEquation(
+            func=_pymc_ode_rhs, times=times[1:], n_states=2, n_theta=5, t0=0.0
+        )
         rows = []
         for i in range(int(dose.type.shape[0] or dose.eval().shape[0])):
             theta = pt.stack([g[i], K, k_kill[i], k_out, dose[i]])
@@ -115,7 +119,8 @@ def engine_predictor(method_name: str = "Dopri5", **method_kwargs) -> Predictor:
         from bayes import ode as bode
 
         system = bode.ODESystem(
-            states=("V", "E"), parameters=("g", "K", "k_kill", "k_out", "dose"),
+            states=("V", "E"),
+            parameters=("g", "K", "k_kill", "k_out", "dose"),
             rhs=lambda t, y, p: {
                 "V": p["g"] * y["V"] * (1 - y["V"] / p["K"]) - p["k_kill"] * y["E"] * y["V"],
                 "E": p["dose"] - p["k_out"] * y["E"],

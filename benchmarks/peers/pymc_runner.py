@@ -43,22 +43,47 @@ def time_logp_grad(compiled, point: dict, min_total_s: float) -> dict:
     if not (np.isfinite(logp) and np.all(np.isfinite(grad))):
         raise FloatingPointError(f"non-finite logp/grad at the true point: {logp}")
     res = time_calls(lambda: fn(x), min_total_s=min_total_s)
-    return {"grad_eval_s": res["per_call_s"], "grad_eval_calls": res["n_calls"],
-            "logp_at_truth": float(logp)}
+    return {
+        "grad_eval_s": res["per_call_s"],
+        "grad_eval_calls": res["n_calls"],
+        "logp_at_truth": float(logp),
+    }
 
 
-def sample_nutpie(compiled, draws: int, tune: int, chains: int, cores: int, seed: int,
-                  timeout_s: float | None = None):
+def sample_nutpie(
+    compiled,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int,
+    timeout_s: float | None = None,
+):
     """Sample with nutpie; optionally stop after `timeout_s` (partial trace). Returns (trace, s)."""
     import nutpie
 
     t0 = time.perf_counter()
     if timeout_s is None:
-        trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                              seed=seed, progress_bar=False)
+        trace = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=False,
+        )
     else:
-        sampler = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                                seed=seed, progress_bar=False, blocking=False)
+        sampler = nutpie.sample(
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=False,
+            blocking=False,
+        )
         trace = sampler.wait(timeout=timeout_s)
         if not sampler.is_finished:
             sampler.abort()
@@ -71,8 +96,11 @@ def trace_counts(trace) -> tuple[int, int]:
     for group in ("warmup_sample_stats", "sample_stats"):
         if group in trace.children:
             n_grad += int(trace[group]["n_steps"].values.sum())
-    div = int(trace["sample_stats"]["diverging"].values.sum()) if "sample_stats" in \
-        trace.children else 0
+    div = (
+        int(trace["sample_stats"]["diverging"].values.sum())
+        if "sample_stats" in trace.children
+        else 0
+    )
     return n_grad, div
 
 
@@ -86,13 +114,16 @@ def run_nutpie_method(model: pm.Model, point: dict, cfg: dict) -> dict:
     compiled, compile_s = compile_nutpie(model)
     out = {"compile_s": compile_s, "backend": "nutpie/numba"}
     out |= time_logp_grad(compiled, point, cfg["grad_timing_s"])
-    out["grad_eval_note"] = ("nutpie's compiled numba logp+dlogp at the true values, "
-                             "median of batches")
-    trace, wall = sample_nutpie(compiled, cfg["draws"], cfg["tune"], cfg["chains"],
-                                cfg["cores"], cfg["seed"])
+    out["grad_eval_note"] = (
+        "nutpie's compiled numba logp+dlogp at the true values, median of batches"
+    )
+    trace, wall = sample_nutpie(
+        compiled, cfg["draws"], cfg["tune"], cfg["chains"], cfg["cores"], cfg["seed"]
+    )
     n_grad, div = trace_counts(trace)
-    out |= summarize(population_draws(trace), wall, n_grad, div,
-                     parallel=min(cfg["chains"], cfg["cores"]))
+    out |= summarize(
+        population_draws(trace), wall, n_grad, div, parallel=min(cfg["chains"], cfg["cores"])
+    )
     return out
 
 
@@ -107,9 +138,12 @@ def time_pymc_logp_grad(model: pm.Model, point: dict, min_total_s: float) -> dic
     x = np.concatenate([np.ravel(ip[v.name]) for v in fn._grad_vars])
     logp, _ = fn(x)
     res = time_calls(lambda: fn(x), min_total_s=min_total_s)
-    return {"grad_eval_s": res["per_call_s"], "grad_eval_calls": res["n_calls"],
-            "logp_at_truth": float(logp),
-            "grad_eval_note": "PyMC logp_dlogp_function (default backend) at the true values"}
+    return {
+        "grad_eval_s": res["per_call_s"],
+        "grad_eval_calls": res["n_calls"],
+        "logp_at_truth": float(logp),
+        "grad_eval_note": "PyMC logp_dlogp_function (default backend) at the true values",
+    }
 
 
 def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict | None) -> dict:
@@ -126,11 +160,18 @@ def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict | None) 
         return out
     t0 = time.perf_counter()
     with model:
-        trace = pm.sample(draws=short["draws"], tune=short["tune"], chains=short["chains"],
-                          cores=cfg["cores"], random_seed=cfg["seed"], nuts_sampler="pymc",
-                          progressbar=False, discard_tuned_samples=False,
-                          compute_convergence_checks=False,
-                          nuts={"max_treedepth": short["max_treedepth"]})
+        trace = pm.sample(
+            draws=short["draws"],
+            tune=short["tune"],
+            chains=short["chains"],
+            cores=cfg["cores"],
+            random_seed=cfg["seed"],
+            nuts_sampler="pymc",
+            progressbar=False,
+            discard_tuned_samples=False,
+            compute_convergence_checks=False,
+            nuts={"max_treedepth": short["max_treedepth"]},
+        )
     wall = time.perf_counter() - t0
     groups = [g for g in ("warmup_sample_stats", "sample_stats") if g in trace.children]
     n_grad = sum(int(trace[g]["n_steps"].values.sum()) for g in groups)
@@ -141,8 +182,13 @@ def run_pymc_short(model: pm.Model, point: dict, cfg: dict, short: dict | None) 
     draws = {k: post[k].values[:, skip:] for k in POPULATION_PARAMS}
     div = int(stats["diverging"].values[:, skip:].sum())
     own = summarize(draws, busy, n_grad, div, parallel=min(short["chains"], cfg["cores"]))
-    out["short_run"] = {**short, "wall_s": busy, "wall_s_incl_startup": wall,
-                        "n_grad_evals": n_grad, "ess_bulk_min": own["ess_bulk_min"],
-                        "ess_per_s_own": own["ess_per_s"]}
+    out["short_run"] = {
+        **short,
+        "wall_s": busy,
+        "wall_s_incl_startup": wall,
+        "n_grad_evals": n_grad,
+        "ess_bulk_min": own["ess_bulk_min"],
+        "ess_per_s_own": own["ess_per_s"],
+    }
     keep = ("max_rhat", "divergences", "recovered", "not_recovered", "grad_eval_s_in_sampler")
     return out | {k: own[k] for k in keep}

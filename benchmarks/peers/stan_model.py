@@ -129,10 +129,12 @@ def initial_values(data: Dataset, chains: int, seed: int) -> list[dict]:
     # trivial predictor avoids building (and compiling) an ODE graph just for the inits.
     model = build_model(data, lambda V0, times, **_: V0[:, None] * np.ones(len(times)))
     fn = pm.initial_point.make_initial_point_fn(
-        model=model, jitter_rvs=set(model.free_RVs), return_transformed=False)
+        model=model, jitter_rvs=set(model.free_RVs), return_transformed=False
+    )
     inits = []
     for chain in range(chains):
         point = fn(seed * 1000 + chain)
-        inits.append({k: (np.asarray(v).tolist() if np.ndim(v) else float(v))
-                      for k, v in point.items()})
+        inits.append(
+            {k: (np.asarray(v).tolist() if np.ndim(v) else float(v)) for k, v in point.items()}
+        )
     return inits

@@ -35,18 +35,23 @@ def time_log_prob_grad(posterior, data: Dataset, min_total_s: float) -> dict:
     """
     module = _services(posterior)
     sdata = posterior.data
-    pars = {k: (v.tolist() if isinstance(v, np.ndarray) else float(v))
-            for k, v in true_point(data).items()}
+    pars = {
+        k: (v.tolist() if isinstance(v, np.ndarray) else float(v))
+        for k, v in true_point(data).items()
+    }
     u = list(posterior.unconstrain_pars(pars))
     full = time_calls(lambda: module.log_prob_grad(sdata, u, True), min_total_s=min_total_s)
-    over = time_calls(lambda: module.write_array(sdata, u, False, False),
-                      min_total_s=min_total_s / 4)
+    over = time_calls(
+        lambda: module.write_array(sdata, u, False, False), min_total_s=min_total_s / 4
+    )
     return {
         "grad_eval_s": max(full["per_call_s"] - over["per_call_s"], 0.0),
         "grad_eval_s_raw_call": full["per_call_s"],
         "grad_eval_overhead_s": over["per_call_s"],
-        "grad_eval_note": ("httpstan C++ log_prob_grad called directly at the true values "
-                           "minus per-call model construction (timed via write_array)"),
+        "grad_eval_note": (
+            "httpstan C++ log_prob_grad called directly at the true values "
+            "minus per-call model construction (timed via write_array)"
+        ),
     }
 
 
@@ -62,8 +67,14 @@ def sample(posterior, data: Dataset, cfg: dict):
     inits = initial_values(data, cfg["chains"], cfg["seed"])
     t0 = time.perf_counter()
     extra = {"max_depth": cfg["max_treedepth"]} if "max_treedepth" in cfg else {}
-    fit = posterior.sample(num_chains=cfg["chains"], num_samples=cfg["draws"],
-                           num_warmup=cfg["tune"], save_warmup=True, init=inits, **extra)
+    fit = posterior.sample(
+        num_chains=cfg["chains"],
+        num_samples=cfg["draws"],
+        num_warmup=cfg["tune"],
+        save_warmup=True,
+        init=inits,
+        **extra,
+    )
     return fit, time.perf_counter() - t0
 
 
@@ -74,8 +85,11 @@ def run_stan_method(data: Dataset, use_bdf: bool, cfg: dict, short: dict | None 
     out["short_run"] for extrapolation and its ESS/R-hat are reported as short-run values.
     """
     posterior, compile_s = build(data, use_bdf, cfg["seed"])
-    out = {"compile_s": compile_s, "backend": "PyStan 3 / httpstan",
-           "compile_note": "stan.build incl. httpstan's on-disk cache (0 s when cached)"}
+    out = {
+        "compile_s": compile_s,
+        "backend": "PyStan 3 / httpstan",
+        "compile_note": "stan.build incl. httpstan's on-disk cache (0 s when cached)",
+    }
     out |= time_log_prob_grad(posterior, data, cfg["grad_timing_s"])
     run_cfg = {**cfg, **short} if short else cfg
     fit, wall = sample(posterior, data, run_cfg)
@@ -84,18 +98,30 @@ def run_stan_method(data: Dataset, use_bdf: bool, cfg: dict, short: dict | None 
     div = fit_arrays(fit, "divergent__", n_warm)[1]
     draws = {k: fit_arrays(fit, k, n_warm)[1] for k in POPULATION_PARAMS}
     n_grad = int(leap[0].sum() + leap[1].sum())
-    summary = summarize(draws, wall, n_grad, int(div.sum()),
-                        parallel=min(run_cfg["chains"], run_cfg["cores"]))
+    summary = summarize(
+        draws, wall, n_grad, int(div.sum()), parallel=min(run_cfg["chains"], run_cfg["cores"])
+    )
     max_depth = run_cfg.get("max_treedepth", 10)
     summary["treedepth_max_hits"] = int(
-        (fit_arrays(fit, "treedepth__", n_warm)[1] >= max_depth).sum())
+        (fit_arrays(fit, "treedepth__", n_warm)[1] >= max_depth).sum()
+    )
     if not short:
         return out | summary
-    out["short_run"] = {**short, "wall_s": wall, "n_grad_evals": n_grad,
-                        "ess_bulk_min": summary["ess_bulk_min"],
-                        "ess_per_s_own": summary["ess_per_s"]}
-    keep = ("max_rhat", "divergences", "recovered", "not_recovered", "grad_eval_s_in_sampler",
-            "treedepth_max_hits")
+    out["short_run"] = {
+        **short,
+        "wall_s": wall,
+        "n_grad_evals": n_grad,
+        "ess_bulk_min": summary["ess_bulk_min"],
+        "ess_per_s_own": summary["ess_per_s"],
+    }
+    keep = (
+        "max_rhat",
+        "divergences",
+        "recovered",
+        "not_recovered",
+        "grad_eval_s_in_sampler",
+        "treedepth_max_hits",
+    )
     return out | {k: summary[k] for k in keep}
 
 
