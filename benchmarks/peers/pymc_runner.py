@@ -62,28 +62,12 @@ def sample_nutpie(
     """Sample with nutpie; optionally stop after `timeout_s` (partial trace). Returns (trace, s)."""
     import nutpie
 
+    options = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed)
     t0 = time.perf_counter()
     if timeout_s is None:
-        trace = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            progress_bar=False,
-        )
+        trace = nutpie.sample(compiled, progress_bar=False, **options)
     else:
-        sampler = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            progress_bar=False,
-            blocking=False,
-        )
+        sampler = nutpie.sample(compiled, progress_bar=False, blocking=False, **options)
         trace = sampler.wait(timeout=timeout_s)
         if not sampler.is_finished:
             sampler.abort()
