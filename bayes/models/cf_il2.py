@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bayes.data import Study
 from bayes.models.cf_il2_solution import cascade_solution
-from bayes.models.design import first_log_observation
+from bayes.models.design import first_log_observation, study_log_reference
 from bayes.models.immune import effect_derivative, hill_stimulus, pd1_factor
 from bayes.models.observation import ErrorModel
 from bayes.models.pk import PK_PARAMETERS, il2_concentrations, log_exposure_shift
@@ -42,7 +42,13 @@ from bayes.ode import Dopri5, ODESystem
 
 STATES = ("effect", "pd1", "free_log_burden", "extinction_hazard")
 IMMUNE_PARAMETERS = ("ec50", "hill", "k_effect", "kill_rate", "pd1_enhancement", "k_pd1")
-BURDEN_REFERENCE = "first_log_burden_observation"
+BURDEN_REFERENCE = "study_log_burden_reference"
+"""One log burden for the whole study (``burden_reference`` or the median first observation) that
+growth, extinction and the initial-burden prior are relative to."""
+FIRST_OBSERVATION = "first_log_burden_observation"
+"""Each subject's first observed log burden (available to user prior sets; the shipped ones use
+:data:`BURDEN_REFERENCE`: a per-subject first image both centring the initial burden and
+being fitted is data used twice, see ``datasets/cohorts/reference/recovery.md``)."""
 
 
 class CFIL2Config(BaseModel):
@@ -63,6 +69,10 @@ class CFIL2Config(BaseModel):
     antibody_standard_dose_ug : float
         Anti-PD-1 amount that counts as one unit of exposure (200 ug i.p., the usual 10 mg/kg in
         a 20 g mouse).
+    burden_reference : float, optional
+        Burden (data units) that growth, the extinction threshold and the initial-burden prior
+        are relative to, the same for every subject (e.g. a design's nominal day-0 burden);
+        default the median over subjects of the first observed burden.
     solver : {"cascade", "ode"}
         ``cascade``: the exact solution on a time grid (fast; default); ``ode``: the
         Dormand-Prince engine on the same right-hand side.
@@ -83,6 +93,7 @@ class CFIL2Config(BaseModel):
     implant_kind: str = "capsule_implant"
     antibody_kind: str = "antibody_dose"
     antibody_standard_dose_ug: float = 200.0
+    burden_reference: float | None = Field(default=None, gt=0)
     solver: Literal["cascade", "ode"] = "cascade"
     grid_step: float = Field(default=0.5, gt=0, le=1.0)
     rtol: float = 1e-6
@@ -150,7 +161,7 @@ def cf_il2_spec(study: Study, config: CFIL2Config | None = None) -> ModelSpec:
             f"the data have no {config.burden_analyte!r} observations "
             f"(analytes: {sorted(analytes)})"
         )
-    reference = first_log_observation(study, config.burden_analyte)
+    reference = study_log_reference(study, config.burden_analyte, config.burden_reference)
     system = ODESystem(
         states=STATES, parameters=config.parameters(), rhs=_rhs(config, times, outputs, reference)
     )
@@ -164,7 +175,10 @@ def cf_il2_spec(study: Study, config: CFIL2Config | None = None) -> ModelSpec:
             )
         },
         initial_state={"free_log_burden": "log_burden0"},
-        references={BURDEN_REFERENCE: reference},
+        references={
+            BURDEN_REFERENCE: reference,
+            FIRST_OBSERVATION: first_log_observation(study, config.burden_analyte),
+        },
         subject_data={"implant_times": times, "implant_outputs": outputs},
         external_events=(config.implant_kind,),
         method=Dopri5(rtol=config.rtol, atol=config.atol),

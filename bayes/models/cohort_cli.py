@@ -89,7 +89,7 @@ def _recovery(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.run} is not a complete run folder (no results.nc)")
         with xr.open_datatree(results, engine="netcdf4") as tree:
             posterior = tree["posterior"].to_dataset().load()
-        identified = cohort_model(recipe, design_study(recipe, recipe.seed)).spec.identified
+        identified = cohort_model(recipe, design_study(recipe)).spec.identified
         table = recovery_table(posterior, recipe.parameters, identified, args.prob)
     except ValueError as exc:
         print(f"cytofactory: error: {exc}", file=sys.stderr)

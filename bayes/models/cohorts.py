@@ -50,8 +50,8 @@ def mouse_design(
     burden_analyte, burden_unit : str
         Burden analyte name and unit (``tumour_volume``/``mm^3`` or ``bioluminescence``/``p/s``).
     baseline_burden : float or mapping
-        Placeholder burden, or subject id (``<group>-<n>``) -> burden; it sets each mouse's
-        reference log burden (first observation).
+        Placeholder burden, or subject id (``<group>-<n>``) -> burden (each mouse's first
+        observation; the CF-IL2 reference burden is their median unless the model states one).
     detection_limit : float
         Burden detection limit (same unit).
     il2_lloq_ng_ml : float

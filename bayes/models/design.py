@@ -145,3 +145,35 @@ def first_log_observation(study: Study, analyte: str) -> np.ndarray:
     first = rows.groupby("subject")["_v"].first()
     fallback = float(np.median(rows["_v"])) if len(rows) else 1.0
     return np.log(first.reindex(study.subjects).fillna(fallback).to_numpy(dtype=float))
+
+
+def study_log_reference(study: Study, analyte: str, burden: float | None = None) -> np.ndarray:
+    """Return one reference log value of ``analyte`` for the whole study, repeated per subject.
+
+    Parameters
+    ----------
+    study : Study
+        The data.
+    analyte : str
+        Burden analyte.
+    burden : float, optional
+        Reference on the data's scale (e.g. a design's nominal day-0 burden); default the median
+        over subjects of the first observed value (:func:`first_log_observation`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(subject,)``, every entry the same.
+
+    Raises
+    ------
+    ValueError
+        If ``burden`` is not a positive finite number.
+    """
+    if burden is None:
+        value = float(np.median(first_log_observation(study, analyte)))
+    elif np.isfinite(burden) and burden > 0:
+        value = float(np.log(burden))
+    else:
+        raise ValueError(f"the reference burden must be positive and finite, got {burden!r}")
+    return np.full(len(study.subjects), value)

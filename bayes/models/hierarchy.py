@@ -8,7 +8,8 @@ subject value itself, ``ln theta_i ~ Normal(ln theta + x_i' beta, omega)`` (vari
 ``log_<name>_subject``; ``<name>_centred`` for ``normal``): better when every subject's value is
 well identified by its own data, where the non-centred ``z`` and ``omega`` form a curved ridge
 (Betancourt & Girolami 2015; Papaspiliopoulos et al. 2007). An ``offset_from`` prior is relative
-to a per-subject reference from the data (e.g. the first observed log burden), which is added.
+to a reference from the data, one value per subject (e.g. the study's reference log burden),
+which is added.
 With an LKJ prior the ``z`` of the chosen parameters are correlated: ``z = L u``,
 ``u ~ N(0, I)``, ``L`` the Cholesky factor of an LKJ correlation matrix.
 """

@@ -121,8 +121,8 @@ class ModelSpec:
     extra_parameters : tuple of str
         Parameters used by observables or dose scales but not by the right-hand side.
     references : mapping of str to numpy.ndarray
-        Per-subject reference values that ``offset_from`` priors add to (e.g. the first observed
-        log burden), shape ``(subject,)``.
+        Reference values that ``offset_from`` priors add to (e.g. the study's reference log
+        burden), one per subject, shape ``(subject,)``.
     subject_data : mapping of str to numpy.ndarray
         Per-subject constants, first axis ``subject`` (e.g. implant times and outputs), handed to
         the observables with the parameters; a right-hand side that needs them closes over them.

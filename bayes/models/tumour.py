@@ -1,8 +1,9 @@
 """Tumour burden in log space, ``y = ln(burden)``, with selectable growth laws and eradication.
 
-``dy/dt = growth(y) - kill``, where the growth laws are written relative
-to each subject's reference log burden ``y_ref`` (its first observation), so ``growth_rate`` is
-the specific growth rate at the start for every law:
+``dy/dt = growth(y) - kill``, where the growth laws are written relative to a reference log
+burden ``y_ref`` (CF-IL2: one value for the whole study, the model's ``burden_reference`` or the
+median first observation), so ``growth_rate`` is the specific growth rate at that burden for
+every law:
 
 - exponential: ``growth_rate``;
 - Gompertz: ``growth_rate - gompertz_beta (y - y_ref)`` (Benzekry 2014: describes mouse growth
@@ -57,7 +58,7 @@ def growth_rate_at(
     log_burden : TensorVariable
         Current log burden ``y``.
     reference : TensorVariable
-        Reference log burden ``y_ref`` (subject's first observation).
+        Reference log burden ``y_ref``, one per subject (see the module docstring).
     p : mapping
         Parameters: ``growth_rate`` and ``gompertz_beta`` or the absolute log capacity
         ``carrying_log_capacity``.

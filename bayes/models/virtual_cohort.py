@@ -41,7 +41,12 @@ class CohortGroup(_Strict):
 
 
 class CohortDesign(_Strict):
-    """The experiment: groups, sampling schedule, assay limits and the humane end point."""
+    """The experiment: groups, sampling schedule, assay limits and the humane end point.
+
+    ``baseline_median`` is the nominal day-0 burden: the model's reference burden unless the
+    recipe's ``[model]`` sets ``burden_reference``. How much mice differ around it is the
+    generating ``omega_log_burden0``, a model parameter.
+    """
 
     groups: dict[str, CohortGroup]
     burden_days: list[float] = Field(min_length=2)
@@ -49,7 +54,6 @@ class CohortDesign(_Strict):
     burden_analyte: str = "bioluminescence"
     burden_unit: str = "p/s"
     baseline_median: float = Field(gt=0.0)
-    baseline_log_sd: float = Field(ge=0.0)
     detection_limit: float = Field(gt=0.0)
     il2_lloq_ng_ml: float = Field(gt=0.0)
     antibody_days: list[float] = Field(default_factory=list)
@@ -93,14 +97,9 @@ def load_recipe(path: str | Path) -> CohortRecipe:
     return load_toml_config(path, CohortRecipe)
 
 
-def design_study(recipe: CohortRecipe, seed: int) -> Study:
-    """Return the recipe's design with per-mouse baselines drawn with ``seed``."""
+def design_study(recipe: CohortRecipe) -> Study:
+    """Return the recipe's design: subjects, schedule, limits and doses, placeholder values."""
     design = recipe.design
-    rng = np.random.default_rng([seed, 1])
-    subjects = [f"{g}-{i + 1}" for g, group in design.groups.items() for i in range(group.mice)]
-    baselines = design.baseline_median * np.exp(
-        design.baseline_log_sd * rng.standard_normal(len(subjects))
-    )
     return mouse_design(
         groups={g: (x.capsule_output_ug_per_day, x.anti_pd1) for g, x in design.groups.items()},
         mice_per_group={g: x.mice for g, x in design.groups.items()},
@@ -108,7 +107,7 @@ def design_study(recipe: CohortRecipe, seed: int) -> Study:
         il2_days=design.il2_days,
         burden_analyte=design.burden_analyte,
         burden_unit=design.burden_unit,
-        baseline_burden=dict(zip(subjects, baselines.tolist(), strict=True)),
+        baseline_burden=design.baseline_median,
         detection_limit=design.detection_limit,
         il2_lloq_ng_ml=design.il2_lloq_ng_ml,
         antibody_days=design.antibody_days,
@@ -117,8 +116,15 @@ def design_study(recipe: CohortRecipe, seed: int) -> Study:
 
 
 def cohort_model(recipe: CohortRecipe, study: Study) -> HierarchicalModel:
-    """Return the hierarchical CF-IL2 model of ``recipe`` bound to ``study``."""
-    config = recipe.model.model_copy(update={"burden_analyte": recipe.design.burden_analyte})
+    """Return the hierarchical CF-IL2 model of ``recipe`` bound to ``study``.
+
+    The model's reference burden is the recipe's ``[model] burden_reference``, or else the
+    design's nominal ``baseline_median``.
+    """
+    update = {"burden_analyte": recipe.design.burden_analyte}
+    if recipe.model.burden_reference is None:
+        update["burden_reference"] = recipe.design.baseline_median
+    config = recipe.model.model_copy(update=update)
     priors = PriorSet.load(_resolve(recipe.priors))
     return HierarchicalModel(cf_il2_spec(study, config), priors, study)
 
@@ -140,7 +146,7 @@ def make_cohort(recipe: CohortRecipe, seed: int | None = None) -> Study:
         humane end point) and the design's dosing events.
     """
     seed = recipe.seed if seed is None else seed
-    design = design_study(recipe, seed)
+    design = design_study(recipe)
     model = cohort_model(recipe, design)
     study = model.simulate(recipe.parameters, seed=seed)
     if recipe.design.humane_endpoint_fold is not None:

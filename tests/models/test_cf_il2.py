@@ -1,5 +1,7 @@
 """CF-IL2 through the shared machinery: structure, closed-form PK, eradication, prior check."""
 
+import dataclasses
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -39,6 +41,28 @@ def test_every_variant_names_its_parameters_and_observables(design):
             assert set(spec.observables) == {"tumour_volume", "il2_local", "il2_serum"}
     with pytest.raises(ValueError, match="no 'bioluminescence' observations"):
         cf_il2_spec(design, CFIL2Config(burden_analyte="bioluminescence"))
+
+
+def test_burden_reference_is_one_study_level_value(design):
+    """Growth, extinction and the initial-burden prior share one reference for every mouse."""
+    observations = design.observations.copy()
+    burden = observations["analyte"] == "tumour_volume"
+    first = burden & (observations["time"] == 0)
+    # first images differ between mice; later images must not move the reference
+    observations.loc[first, "value"] = np.linspace(50.0, 400.0, int(first.sum()))
+    observations.loc[burden & ~first, "value"] = 1e4
+    study = dataclasses.replace(design, observations=observations)
+    references = cf_il2_spec(study).references
+    median_first = np.median(np.log(np.linspace(50.0, 400.0, int(first.sum()))))
+    np.testing.assert_allclose(references["study_log_burden_reference"], median_first)
+    np.testing.assert_allclose(
+        references["first_log_burden_observation"], np.log(observations.loc[first, "value"])
+    )
+    stated = cf_il2_spec(study, CFIL2Config(burden_reference=5e6)).references
+    np.testing.assert_allclose(stated["study_log_burden_reference"], np.log(5e6))
+    assert PRIORS["log_burden0"].offset_from == "study_log_burden_reference"
+    with pytest.raises(ValueError, match="burden_reference"):
+        CFIL2Config(burden_reference=-1.0)
 
 
 def test_median_prior_mouse_shows_ratio_dose_effect_and_synergy(model):

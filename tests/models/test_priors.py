@@ -100,7 +100,8 @@ def test_cf_il2_set_has_every_model_parameter_and_the_required_random_effects():
     assert {"rho", "kill_rate", "growth_rate", "log_burden0"} <= effects.keys()
     assert effects["log_burden0"].kind == "normal"  # additive: it is already a log quantity
     assert effects["rho"].kind == "lognormal"
-    assert prior_set["log_burden0"].offset_from == "first_log_burden_observation"
+    # one study-level centre: a per-mouse first image would centre the prior and be fitted
+    assert prior_set["log_burden0"].offset_from == "study_log_burden_reference"
 
 
 @pytest.mark.skipif(not LITERATURE.exists(), reason="../shared/LITERATURE.md not present")
