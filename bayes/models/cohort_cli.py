@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+
 
 def add_cohort_command(commands: argparse._SubParsersAction) -> None:
     """Add ``cohort make RECIPE --out DIR [--seed S]`` to the command line."""
@@ -89,6 +91,7 @@ def _recovery(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.run} is not a complete run folder (no results.nc)")
         with xr.open_datatree(results, engine="netcdf4") as tree:
             posterior = tree["posterior"].to_dataset().load()
+            _check_same_reference(tree.attrs.get("config"), recipe)
         identified = cohort_model(recipe, design_study(recipe)).spec.identified
         table = recovery_table(posterior, recipe.parameters, identified, args.prob)
     except ValueError as exc:
@@ -99,3 +102,29 @@ def _recovery(args: argparse.Namespace) -> int:
     print(format_recovery(table, args.prob))
     print(f"wrote {out}")
     return EXIT_OK
+
+
+def _check_same_reference(config: str | None, recipe) -> None:
+    """Refuse a run whose burden offsets are relative to another reference than the cohort's.
+
+    ``log_burden0``, ``extinction_log_burden`` and ``carrying_log_capacity`` are offsets from the
+    model's reference burden; compared with the recipe's values they mean the same only if the
+    fit used the reference the cohort was generated with. Runs without a stored config (older
+    or hand-made result files) are not checked.
+    """
+    import json
+
+    if not config:
+        return
+    model = json.loads(config).get("model", {})
+    if model.get("kind") != "cf_il2":
+        return
+    fitted = (model.get("options") or {}).get("burden_reference")
+    generated = recipe.model.burden_reference or recipe.design.baseline_median
+    if fitted is None or not np.isclose(float(fitted), generated, rtol=1e-9):
+        raise ValueError(
+            f"the run's burden reference is {fitted or 'the median first observation'}, the "
+            f"cohort's is {generated:g}: the burden offsets (log_burden0, "
+            "extinction_log_burden, carrying_log_capacity) would be compared on different "
+            f"scales; set burden_reference = {generated:g} in the workflow's [model] options"
+        )

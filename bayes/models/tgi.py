@@ -33,7 +33,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 from bayes.data import Study
-from bayes.models.design import first_log_observation
+from bayes.models.design import first_log_observation, study_log_reference
 from bayes.models.observation import ErrorModel
 from bayes.models.spec import ModelSpec, Observable
 from bayes.models.tumour import GROWTH_PARAMETERS, GrowthLaw, growth_rate_at
@@ -41,6 +41,9 @@ from bayes.ode import RK4, Dopri5, ODESystem
 from bayes.ode.linear import exp_divided_difference_1, exp_divided_difference_2, exprel_neg
 
 BURDEN_REFERENCE = "first_log_burden_observation"
+STUDY_REFERENCE = "study_log_burden_reference"
+"""The median first observed log burden, one value for the whole study; a prior set can centre
+``log_burden0`` on it instead of on each animal's first observation (which is also fitted)."""
 KILL_PARAMETERS = {"linear": ("drug_potency",), "emax": ("drug_kmax", "drug_ec50", "drug_hill")}
 _KILL_NAMES = {name for names in KILL_PARAMETERS.values() for name in names}
 _DAILY_NAMES = _KILL_NAMES | {"ka", "cl", "v", "dose_times", "dose_amounts"}
@@ -141,7 +144,10 @@ def growth_treatment_spec(
     variant = ",onset" * treatment_onset + ",resistance" * resistance
     common = {
         "name": f"growth_treatment[{growth},{burden_error}{variant}]",
-        "references": {BURDEN_REFERENCE: reference},
+        "references": {
+            BURDEN_REFERENCE: reference,
+            STUDY_REFERENCE: study_log_reference(study, burden_analyte),
+        },
     }
     if growth == "logistic":  # no closed form: integrate, with a smooth onset step
         growth_tensor, treated_tensor = (
@@ -295,7 +301,10 @@ def pk_tgi_spec(
         observables=observables,
         initial_state={"log_burden_start": "log_burden0"},
         extra_parameters=parameters,
-        references={BURDEN_REFERENCE: reference},
+        references={
+            BURDEN_REFERENCE: reference,
+            STUDY_REFERENCE: study_log_reference(study, burden_analyte),
+        },
         subject_data={
             "dose_times": dose_times,
             "dose_amounts": dose_amounts,

@@ -1,5 +1,7 @@
 """Recovery tables: generating values against posterior intervals (``cohort recovery``)."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,3 +71,23 @@ def test_cohort_recovery_command_writes_the_table(tmp_path, capsys):
     assert table.loc["kill_rate", "inside"] and not table.loc["hill", "inside"]
     assert main(["cohort", "recovery", str(tmp_path), "--recipe", recipe]) == 2
     assert "no results.nc" in capsys.readouterr().err
+
+
+def test_cohort_recovery_refuses_a_fit_on_another_burden_reference(tmp_path, capsys):
+    """Burden offsets are compared with the recipe only on the reference they were made on."""
+    recipe = "datasets/cohorts/reference/recipe.toml"
+    post = posterior(log_burden0=np.random.default_rng(3).normal(0.0, 0.05, 2000))
+    for name, options, code in (
+        ("other", {"burden_reference": 1e6}, 2),
+        ("default", {}, 2),
+        ("same", {"burden_reference": 5.0e6}, 0),
+    ):
+        run = tmp_path / name
+        run.mkdir()
+        config = json.dumps({"model": {"kind": "cf_il2", "options": options}})
+        tree = xr.DataTree.from_dict({"posterior": post})
+        tree.attrs["config"] = config
+        tree.to_netcdf(run / "results.nc", engine="netcdf4")
+        assert main(["cohort", "recovery", str(run), "--recipe", recipe]) == code, name
+        if code:
+            assert "burden_reference = 5e+06" in capsys.readouterr().err

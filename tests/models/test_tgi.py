@@ -145,6 +145,9 @@ def test_specs_name_their_parameters_and_refuse_bad_options():
         pk_tgi_spec(study(), growth="gompertz")
     full = growth_treatment_spec(study(), growth="gompertz", treatment_onset=True, resistance=True)
     assert {"treatment_onset", "resistance_rate", "gompertz_beta"} <= set(full.parameters)
+    for made in (spec, full):  # both offer a per-animal and a study-level burden reference
+        first = made.references["first_log_burden_observation"]
+        np.testing.assert_allclose(made.references["study_log_burden_reference"], np.median(first))
     with pytest.raises(ValueError, match="needs treatment_onset"):
         growth_treatment_spec(study(), resistance=True)
     with pytest.raises(ValueError, match="growth_reference"):
