@@ -12,7 +12,11 @@ from bayes.models.priors import PriorSet
 
 PRIORS = PriorSet.load(Path(__file__).resolve().parents[2] / "priors" / "cf_il2_mouse.toml")
 N = 6
-REFERENCE = {"first_log_burden_observation": np.linspace(10.0, 12.0, N)}
+# references are one value per subject; distinct values show that each subject's is added
+REFERENCE = {
+    key: np.linspace(10.0, 12.0, N)
+    for key in ("first_log_burden_observation", "study_log_burden_reference")
+}
 
 
 def build(centred=(), correlated=()):
