@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    from bayes.models.virtual_cohort import CohortRecipe
 
 
 def add_cohort_command(commands: argparse._SubParsersAction) -> None:
@@ -104,7 +108,7 @@ def _recovery(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_same_reference(config: str | None, recipe) -> None:
+def _check_same_reference(config: str | None, recipe: CohortRecipe) -> None:
     """Refuse a run whose burden offsets are relative to another reference than the cohort's.
 
     ``log_burden0``, ``extinction_log_burden`` and ``carrying_log_capacity`` are offsets from the
@@ -112,8 +116,6 @@ def _check_same_reference(config: str | None, recipe) -> None:
     fit used the reference the cohort was generated with. Runs without a stored config (older
     or hand-made result files) are not checked.
     """
-    import json
-
     if not config:
         return
     model = json.loads(config).get("model", {})
@@ -121,7 +123,7 @@ def _check_same_reference(config: str | None, recipe) -> None:
         return
     fitted = (model.get("options") or {}).get("burden_reference")
     generated = recipe.model.burden_reference or recipe.design.baseline_median
-    if fitted is None or not np.isclose(float(fitted), generated, rtol=1e-9):
+    if fitted is None or not math.isclose(float(fitted), generated, rel_tol=1e-9):
         raise ValueError(
             f"the run's burden reference is {fitted or 'the median first observation'}, the "
             f"cohort's is {generated:g}: the burden offsets (log_burden0, "
