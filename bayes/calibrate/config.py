@@ -178,7 +178,12 @@ class CalibrationSettings:
         return "recovery" if self.fixed else "sbc"
 
     def fingerprint(self, input_hashes: dict[str, str]) -> dict[str, Any]:
-        """Return what the replicates depend on: settings, input file hashes, package version."""
+        """Return what the replicates depend on: settings, input file hashes, package version.
+
+        File paths are left out (their contents are in ``input_hashes``), so a calibration
+        resumes from another checkout or working directory.
+        """
         settings = asdict(self)
-        settings.pop("overrides")
+        for path_or_note in ("overrides", "workflow", "fixed_file", "simulation_priors"):
+            settings.pop(path_or_note)
         return {"settings": settings, "inputs": input_hashes, "version": __version__}

@@ -93,6 +93,23 @@ def test_folder_with_replicates_of_other_settings_is_refused(tmp_path):
     open_store(tmp_path, CalibrationSettings(seed=2, **base), overwrite=True)  # discards
 
 
+def test_store_resumes_from_another_checkout_but_not_other_contents(tmp_path):
+    """The fingerprint holds file contents, not paths: a moved checkout resumes."""
+    import shutil
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(HERE, moved, ignore=shutil.ignore_patterns("__pycache__"))
+    base = {"seed": 1, "draws": 100, "tune": 100, "chains": 1, "target_accept": 0.9}
+    out = tmp_path / "out"
+    open_store(out, CalibrationSettings(workflow=WORKFLOW, **base), overwrite=False)
+    moved_workflow = str(moved / "decay.toml")
+    open_store(out, CalibrationSettings(workflow=moved_workflow, **base), overwrite=False)
+    priors = moved / "decay_priors.toml"
+    priors.write_text(priors.read_text() + "\n# edited\n")
+    with pytest.raises(CalibrationInputError, match="differs in: inputs.priors"):
+        open_store(out, CalibrationSettings(workflow=moved_workflow, **base), overwrite=False)
+
+
 def test_replicate_seeds_depend_on_seed_and_index_only():
     base = {"workflow": WORKFLOW, "draws": 100, "tune": 100, "chains": 1, "target_accept": 0.9}
     first = CalibrationSettings(seed=1, **base)
