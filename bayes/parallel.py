@@ -151,12 +151,8 @@ class CheckpointStore:
         """Store a batch atomically."""
         path = self._path(key)
         tmp = path.with_name(f".{path.stem}.tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez_compressed(tmp, **arrays)
         os.replace(tmp, path)
-
-    def remove(self) -> None:
-        """Delete the store (after the run's outputs are written)."""
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
