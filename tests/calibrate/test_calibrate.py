@@ -88,6 +88,10 @@ def test_interrupted_run_resumes_to_the_same_tables(uninterrupted, client, tmp_p
     pd.testing.assert_frame_equal(resumed.coverage, full.coverage)
     columns = ["replicate", "status", "simulation_seed", "fit_seed", "max_rhat"]
     pd.testing.assert_frame_equal(resumed.replicates[columns], full.replicates[columns])
+    interim = calibrate(settings(), 3, tmp_path, client)  # fewer: the first 3, nothing rerun
+    assert interim.new_replicates == 0
+    first_three = full.statistics[full.statistics["replicate"] < 3].reset_index(drop=True)
+    pd.testing.assert_frame_equal(interim.statistics.reset_index(drop=True), first_three)
 
 
 def test_other_settings_in_the_same_folder_are_refused(uninterrupted, client):
