@@ -184,6 +184,6 @@ class CalibrationSettings:
         resumes from another checkout or working directory.
         """
         settings = asdict(self)
-        for path_or_note in ("overrides", "workflow", "fixed_file", "simulation_priors"):
-            settings.pop(path_or_note)
+        for not_a_result_input in ("overrides", "workflow", "fixed_file", "simulation_priors"):
+            settings.pop(not_a_result_input)  # a note, or a path whose content is hashed
         return {"settings": settings, "inputs": input_hashes, "version": __version__}

@@ -4,6 +4,7 @@ Every case fails before a cluster starts or anything compiles.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,8 +96,6 @@ def test_folder_with_replicates_of_other_settings_is_refused(tmp_path):
 
 def test_store_resumes_from_another_checkout_but_not_other_contents(tmp_path):
     """The fingerprint holds file contents, not paths: a moved checkout resumes."""
-    import shutil
-
     moved = tmp_path / "elsewhere"
     shutil.copytree(HERE, moved, ignore=shutil.ignore_patterns("__pycache__"))
     base = {"seed": 1, "draws": 100, "tune": 100, "chains": 1, "target_accept": 0.9}
