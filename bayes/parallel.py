@@ -162,33 +162,59 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 class Progress:
-    """Text progress on a stream: a bar on a terminal, one line per ~10 % otherwise."""
+    """Text progress on a stream: a bar on a terminal, one line per ~10 % otherwise.
+
+    Units resumed from a checkpoint count as done but not towards the rate: the time left is
+    estimated from the units computed in this run only, timed from the last resumed one.
+    """
 
     def __init__(self, total: int, unit: str, stream: TextIO | None = None) -> None:
         self.total = max(total, 1)
         self.unit = unit
         self.stream = stream or sys.stderr
         self.done = 0
+        self.resumed = 0
         self.start = time.perf_counter()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_decile = -1
 
-    def update(self, amount: int) -> None:
-        """Count ``amount`` more units done and redraw."""
+    def update(self, amount: int, *, resumed: bool = False) -> None:
+        """Count ``amount`` more units done (``resumed``: loaded, not computed) and redraw."""
         self.done += amount
-        elapsed = time.perf_counter() - self.start
         fraction = self.done / self.total
-        eta = elapsed / fraction - elapsed if fraction > 0 else float("nan")
-        text = (
-            f"{self.done}/{self.total} {self.unit} ({fraction:.0%}), {elapsed:.1f} s elapsed, "
-            f"~{eta:.0f} s left"
+        if resumed:
+            self.resumed += amount
+            self.start = time.perf_counter()
+            if not self.tty:  # one line for all resumed units, printed with the first new one
+                self._last_decile = int(10 * fraction) - 1
+                return
+        print_line = self.tty or int(10 * fraction) > self._last_decile
+        if print_line:
+            self._draw(fraction)
+
+    def text(self) -> str:
+        """Return the progress line: done, elapsed and the estimated time left."""
+        elapsed = time.perf_counter() - self.start
+        computed = self.done - self.resumed
+        left = (
+            f"~{elapsed / computed * (self.total - self.done):.0f} s left"
+            if computed > 0
+            else "time left unknown"
         )
+        resumed = f", {self.resumed} resumed" if self.resumed else ""
+        return (
+            f"{self.done}/{self.total} {self.unit} ({self.done / self.total:.0%}{resumed}), "
+            f"{elapsed:.1f} s elapsed, {left}"
+        )
+
+    def _draw(self, fraction: float) -> None:
+        text = self.text()
         if self.tty:
             bar = "#" * int(30 * fraction)
             print(f"\r[{bar:<30}] {text}", end="", file=self.stream, flush=True)
             if self.done >= self.total:
                 print(file=self.stream)
-        elif int(10 * fraction) > self._last_decile:
+        else:
             self._last_decile = int(10 * fraction)
             print(text, file=self.stream, flush=True)
 
@@ -201,7 +227,7 @@ def map_batches(
     shared: Sequence[Any] = (),
     retries: int = 3,
     store: CheckpointStore | None = None,
-    progress: Callable[[str, dict[str, np.ndarray]], None] | None = None,
+    progress: Callable[[str, dict[str, np.ndarray], bool], None] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Run ``function(*shared, *args)`` for every batch on the cluster; return results by key.
 
@@ -220,7 +246,8 @@ def map_batches(
     store : CheckpointStore, optional
         Finished batches found there are not recomputed; new ones are saved as they arrive.
     progress : callable, optional
-        Called with ``(key, result)`` for every finished batch, including stored ones.
+        Called with ``(key, result, resumed)`` for every finished batch; ``resumed`` is True
+        for a batch loaded from ``store`` rather than computed.
 
     Returns
     -------
@@ -240,7 +267,7 @@ def map_batches(
         if stored is not None:
             results[key] = stored
             if progress:
-                progress(key, stored)
+                progress(key, stored, True)
         else:
             pending[key] = args
     if not pending:
@@ -265,7 +292,7 @@ def map_batches(
         if store is not None:
             store.save(key, result)
         if progress:
-            progress(key, result)
+            progress(key, result, False)
     if failed:
         raise BatchFailureError(failed, completed=len(results))
     return results

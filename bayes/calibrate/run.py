@@ -194,7 +194,7 @@ def calibrate(
         shared=(settings,),
         retries=1,
         store=store,
-        progress=lambda key, record: _progress(tracker, key, record),
+        progress=lambda key, record, resumed: _progress(tracker, key, record, resumed),
     )
     wall = time.perf_counter() - start
     records = [results[key] for key in sorted(results)]
@@ -219,7 +219,7 @@ def calibrate(
     )
 
 
-def _progress(tracker: Progress, key: str, record: dict[str, np.ndarray]) -> None:
+def _progress(tracker: Progress, key: str, record: dict[str, np.ndarray], resumed: bool) -> None:
     status = str(record["status"])
     message = str(record.get("message", ""))
     log.debug(
@@ -229,7 +229,7 @@ def _progress(tracker: Progress, key: str, record: dict[str, np.ndarray]) -> Non
         float(record["seconds"]),
         f" ({message})" if message else "",
     )
-    tracker.update(1)
+    tracker.update(1, resumed=resumed)
 
 
 def replicates_table(records: list[dict[str, np.ndarray]]) -> pd.DataFrame:

@@ -125,7 +125,7 @@ def simulate(
         shared=(study.model, study.designs, config.expansion),
         retries=config.simulation.retries,
         store=store,
-        progress=lambda key, result: tracker.update(result["trial"].size),
+        progress=lambda key, result, resumed: tracker.update(result["trial"].size, resumed=resumed),
     )
     seconds = time.perf_counter() - start
     joined = concatenate_batches(list(results.values()))
