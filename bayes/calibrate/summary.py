@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,15 @@ def _subset(table: pd.DataFrame, fits: str) -> pd.DataFrame:
     return table[table["fits"] == fits]
 
 
+def _shown_path(path: str) -> str:
+    """Return ``path`` relative to the working directory when it lies below it."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(resolved)
+
+
 def fit_counts(result: CalibrationResult) -> dict[str, int]:
     """Return the number of replicates per status."""
     return {str(k): int(v) for k, v in result.replicates["status"].value_counts().items()}
@@ -69,7 +79,7 @@ def summary_markdown(result: CalibrationResult, command: str) -> str:
     s = result.settings
     all_fits, passing = verdict(result, "all"), verdict(result, "passing")
     lines = [
-        f"# Calibration of `{s.workflow}`",
+        f"# Calibration of `{_shown_path(s.workflow)}`",
         "",
         f"Command: `{command}`",
         "",

@@ -62,8 +62,9 @@ def test_calibrated_setup_is_not_flagged(uninterrupted):
     assert set(ranks.loc[ranks["family"] == "subject", "variable"]) == {"z_k"}
 
 
-def test_outputs_are_written(uninterrupted):
+def test_outputs_are_written(uninterrupted, monkeypatch):
     result, out = uninterrupted
+    monkeypatch.chdir(HERE.parent)  # the summary names the workflow as the user would
     paths = write_outputs(result, out, "cytofactory calibrate decay.toml --n-sims 16")
     names = {p.name for p in paths}
     assert {"ranks.csv", "coverage.csv", "uniformity.csv", "summary.md"} <= names
@@ -72,6 +73,7 @@ def test_outputs_are_written(uninterrupted):
     summary = (out / "summary.md").read_text()
     assert "no miscalibration detected" in summary
     assert "--n-sims 16" in summary
+    assert summary.startswith("# Calibration of `calibrate/decay.toml`")
     replicates = pd.read_csv(out / "replicates.csv")
     assert set(replicates["status"]) <= {"ok", "failed_gate"}
     assert (replicates["n_observations"] == 30).all()
