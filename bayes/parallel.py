@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -159,6 +161,28 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Raise :class:`KeyboardInterrupt` on SIGTERM while the block runs (main thread only).
+
+    ``kill PID`` and batch schedulers then stop a long run the way Ctrl-C does, through its
+    ``except KeyboardInterrupt`` clean-up. A process started in the background by a
+    non-interactive shell (``command &``) ignores SIGINT, so SIGTERM is the way to stop it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Progress:

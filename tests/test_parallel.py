@@ -1,8 +1,11 @@
-"""Progress lines: resumed units count as done but not towards the estimated time left."""
+"""Long distributed runs: progress (resumed units do not count towards the time left), SIGTERM."""
 
 from __future__ import annotations
 
 import io
+import os
+import signal
+import time
 
 import pytest
 
@@ -57,3 +60,11 @@ def test_all_units_resumed_leaves_time_left_unknown(clock: _Clock) -> None:
     for _ in range(3):
         progress.update(1, resumed=True)
     assert progress.text().endswith("time left unknown")
+
+
+def test_sigterm_interrupts_like_ctrl_c_and_the_handler_is_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), parallel.terminate_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal arrives before this ends
+    assert signal.getsignal(signal.SIGTERM) is before
