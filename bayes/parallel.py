@@ -186,21 +186,28 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 class Progress:
-    """Text progress on a stream: a bar on a terminal, one line per ~10 % otherwise.
+    """Text progress on a stream: a bar on a terminal, lines in a log.
+
+    A log gets one line per ~10 %, and one whenever a unit finishes at least ``quiet_seconds``
+    after the last line, so that slow runs still show they are alive.
 
     Units resumed from a checkpoint count as done but not towards the rate: the time left is
     estimated from the units computed in this run only, timed from the last resumed one.
     """
 
-    def __init__(self, total: int, unit: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, total: int, unit: str, stream: TextIO | None = None, quiet_seconds: float = 60.0
+    ) -> None:
         self.total = max(total, 1)
         self.unit = unit
         self.stream = stream or sys.stderr
+        self.quiet_seconds = quiet_seconds
         self.done = 0
         self.resumed = 0
         self.start = time.perf_counter()
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_decile = -1
+        self._last_line = self.start
 
     def update(self, amount: int, *, resumed: bool = False) -> None:
         """Count ``amount`` more units done (``resumed``: loaded, not computed) and redraw."""
@@ -212,8 +219,9 @@ class Progress:
             if not self.tty:  # one line for all resumed units, printed with the first new one
                 self._last_decile = int(10 * fraction) - 1
                 return
-        print_line = self.tty or int(10 * fraction) > self._last_decile
-        if print_line:
+        quiet_for = time.perf_counter() - self._last_line
+        new_decile = int(10 * fraction) > self._last_decile
+        if self.tty or new_decile or quiet_for >= self.quiet_seconds:
             self._draw(fraction)
 
     def text(self) -> str:
@@ -240,6 +248,7 @@ class Progress:
                 print(file=self.stream)
         else:
             self._last_decile = int(10 * fraction)
+            self._last_line = time.perf_counter()
             print(text, file=self.stream, flush=True)
 
 

@@ -1,4 +1,5 @@
-"""Long distributed runs: progress (resumed units do not count towards the time left), SIGTERM."""
+"""Long distributed runs: progress (resumed units do not count towards the time left, a
+line at least once a minute in a log), SIGTERM."""
 
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ def test_fresh_run_prints_one_line_per_decile(clock: _Clock) -> None:
     assert len(lines) == 11  # 5 %, then 10 %, 20 %, ..., 100 %
     assert lines[0] == "1/20 trials (5%), 2.0 s elapsed, ~38 s left"
     assert lines[-1] == "20/20 trials (100%), 40.0 s elapsed, ~0 s left"
+
+
+def test_slow_units_print_a_line_each_once_a_minute_has_passed(clock: _Clock) -> None:
+    stream = io.StringIO()
+    progress = Progress(100, "replicates", stream)
+    for step in range(1, 6):  # 5 % done: no new decile after the first line
+        clock.now = 30.0 * step
+        progress.update(1)
+    elapsed = [line.split(", ")[1] for line in stream.getvalue().splitlines()]
+    assert elapsed == ["30.0 s elapsed", "90.0 s elapsed", "150.0 s elapsed"]
 
 
 def test_all_units_resumed_leaves_time_left_unknown(clock: _Clock) -> None:
