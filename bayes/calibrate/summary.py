@@ -225,12 +225,21 @@ def _timing_lines(result: CalibrationResult) -> list[str]:
     table = result.replicates
     fit_seconds = float(table["seconds"].astype(float).sum())
     build = float(table["worker_build_seconds"].astype(float).fillna(0).sum())
-    per_hour = result.new_replicates / result.wall_seconds * 3600 if result.wall_seconds else 0
+    if result.new_replicates:
+        per_hour = result.new_replicates / max(result.wall_seconds, 1e-9) * 3600
+        this_run = (
+            f"- this run: {result.new_replicates} new replicates in {result.wall_seconds:.0f} s "
+            f"wall time ({per_hour:.0f} replicates/hour, including worker start-up and "
+            "compilation)"
+        )
+    else:
+        this_run = (
+            f"- this run: no new fits; all {len(table)} replicates were loaded from checkpoints"
+        )
     return [
         "## Time",
         "",
-        f"- this session: {result.new_replicates} new replicates in {result.wall_seconds:.0f} s "
-        f"wall time ({per_hour:.0f} replicates/hour, including worker start-up and compilation)",
+        this_run,
         f"- all replicates: {fit_seconds:.0f} s of simulation and fitting in total "
         f"({fit_seconds / max(len(table), 1):.1f} s per replicate); worker model build and "
         f"compilation {build:.0f} s",

@@ -14,7 +14,7 @@ import pytest
 from bayes.calibrate import CalibrationSettings, calibrate, load_fixed
 from bayes.calibrate.outputs import write_outputs
 from bayes.calibrate.replicate import build_fit_model
-from bayes.calibrate.summary import verdict
+from bayes.calibrate.summary import summary_markdown, verdict
 from bayes.parallel import dask_client
 
 pytestmark = pytest.mark.slow
@@ -74,6 +74,7 @@ def test_outputs_are_written(uninterrupted, monkeypatch):
     assert "no miscalibration detected" in summary
     assert "--n-sims 16" in summary
     assert summary.startswith("# Calibration of `calibrate/decay.toml`")
+    assert f"- this run: {N_SIMS} new replicates in" in summary
     replicates = pd.read_csv(out / "replicates.csv")
     assert set(replicates["status"]) <= {"ok", "failed_gate"}
     assert (replicates["n_observations"] == 30).all()
@@ -92,6 +93,8 @@ def test_interrupted_run_resumes_to_the_same_tables(uninterrupted, client, tmp_p
     pd.testing.assert_frame_equal(resumed.replicates[columns], full.replicates[columns])
     interim = calibrate(settings(), 3, tmp_path, client)  # fewer: the first 3, nothing rerun
     assert interim.new_replicates == 0
+    timing = summary_markdown(interim, "interim").split("## Time")[1]
+    assert "this run: no new fits; all 3 replicates were loaded from checkpoints" in timing
     first_three = full.statistics[full.statistics["replicate"] < 3].reset_index(drop=True)
     pd.testing.assert_frame_equal(interim.statistics.reset_index(drop=True), first_three)
 
