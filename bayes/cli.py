@@ -25,7 +25,7 @@ from bayes.translate.cli import add_translate_command
 from bayes.trials.cli import add_trial_command
 from bayes.workflow.cli import add_workflow_commands
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class UsageError(Exception):
@@ -203,16 +203,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 ok, 2 bad input or usage, 1 internal error.
+        0 ok, 2 bad input or usage, 1 internal error, 130 interrupted (Ctrl-C or SIGTERM;
+        commands with checkpoints keep what they finished).
 
     """
+    from bayes.parallel import terminate_as_interrupt
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     try:
-        return _run(args)
+        with terminate_as_interrupt():
+            return _run(args)
+    except KeyboardInterrupt:  # commands with their own clean-up report it themselves
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:  # last resort: keep tracebacks away from users
         if args.debug:
             traceback.print_exc()

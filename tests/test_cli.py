@@ -147,3 +147,15 @@ def test_internal_error_exit_1_and_debug(capsys, monkeypatch):
     assert "Traceback" not in err
     code, _, err = run(capsys, "--debug", "data", "validate", OBS)
     assert code == 1 and "Traceback" in err
+
+
+def test_interrupt_exit_130_without_traceback(capsys, monkeypatch):
+    import bayes.cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bayes.cli, "load_study", interrupted)
+    code, _, err = run(capsys, "data", "validate", OBS)
+    assert code == 130
+    assert err.strip() == "interrupted" and "Traceback" not in err

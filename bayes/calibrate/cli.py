@@ -74,12 +74,10 @@ def add_calibrate_command(commands: argparse._SubParsersAction) -> None:
 def run_calibrate_command(args: argparse.Namespace) -> int:
     """Run the command; return the exit code."""
     from bayes.calibrate.config import CalibrationInputError
-    from bayes.parallel import terminate_as_interrupt
     from bayes.workflow.schema import WorkflowError
 
     try:
-        with terminate_as_interrupt():
-            return _calibrate(args)
+        return _calibrate(args)  # SIGTERM arrives as KeyboardInterrupt (bayes.cli.main)
     except (WorkflowError, CalibrationInputError) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
